@@ -1,0 +1,24 @@
+# Shared by scripts/run.sh and scripts/test.sh: install what is missing, nothing else.
+
+# Debian packages: Xvfb for the emulated clients' X displays.
+ensure_debian_packages() {
+    local missing=()
+    command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+    command -v xdpyinfo >/dev/null 2>&1 || missing+=(x11-utils)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+# Third-party clients for interoperability tests, pinned.
+PYTHON_PINS=("greenswitch==0.0.19" "python-xlib==0.33")
+ensure_python_packages() {
+    if ! python3 -c 'import greenswitch, Xlib' >/dev/null 2>&1; then
+        echo "installing Python packages: ${PYTHON_PINS[*]}" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "${PYTHON_PINS[@]}"
+    fi
+}

@@ -1,0 +1,67 @@
+//! The sidecar's command line: `run` (default), `check`, `sk ...`, `migrate-config`.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use skypopen::config::{Settings, DEFAULT_CONFIG_PATH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "skypopen", version, about = "FreeSWITCH sidecar for Linux Skype clients")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar (the default).
+    Run,
+    /// Validate the configuration, print every problem, and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check => check(&cli.config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("skypopen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(skypopen::app::run(settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match Settings::load(path) {
+        Ok(settings) => {
+            println!(
+                "{}: OK, {} interface(s)",
+                path.display(),
+                settings.interfaces.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

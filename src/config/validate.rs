@@ -1,0 +1,142 @@
+//! Checks that serde cannot express. Each adds a [`Problem`] naming the key, so that
+//! `skypopen check` can list everything that is wrong at once.
+
+use super::InterfaceConfig;
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Parses `"LOW-HIGH"`; on error records a problem and returns an empty range.
+pub fn port_range(key: &str, text: &str, problems: &mut Vec<Problem>) -> RangeInclusive<u16> {
+    let parsed = text.split_once('-').and_then(|(lo, hi)| {
+        let lo: u16 = lo.trim().parse().ok()?;
+        let hi: u16 = hi.trim().parse().ok()?;
+        (lo >= 1024 && lo < hi).then_some(lo..=hi)
+    });
+    parsed.unwrap_or_else(|| {
+        problems.push(Problem::new(
+            key,
+            format!("{text:?} is not a port range LOW-HIGH with 1024 <= LOW < HIGH <= 65535"),
+        ));
+        #[allow(clippy::reversed_empty_ranges)]
+        (1..=0)
+    })
+}
+
+pub fn allow_list(entries: &[String], problems: &mut Vec<Problem>) -> Vec<ipnet::IpNet> {
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            parsed
+                .map_err(|_| {
+                    problems.push(Problem::new(
+                        format!("listener.allow[{i}]"),
+                        format!("{text:?} is not an address or CIDR block"),
+                    ))
+                })
+                .ok()
+        })
+        .collect()
+}
+
+pub fn media_url(url: &str, problems: &mut Vec<Problem>) {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        problems.push(Problem::new(
+            "switch.media_url",
+            format!("{url:?} must start with ws:// or wss://"),
+        ));
+    }
+}
+
+pub fn log_level(level: &str, problems: &mut Vec<Problem>) {
+    if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+        problems.push(Problem::new(
+            "log.level",
+            format!("{level:?} is not a valid filter (e.g. \"info\" or \"info,skypopen::skype=debug\")"),
+        ));
+    }
+}
+
+pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
+    let mut ids = HashMap::new();
+    let mut names = HashMap::new();
+    let mut displays = HashMap::new();
+    for (index, iface) in list.iter().enumerate() {
+        let key = |k: &str| format!("interface[{index}].{k}");
+        if !(1..=63).contains(&iface.id) {
+            problems.push(Problem::new(key("id"), format!("{} is not in 1..=63", iface.id)));
+        }
+        if iface.name.is_empty() || iface.name.contains(|c: char| c.is_whitespace() || c == '/') {
+            problems.push(Problem::new(
+                key("name"),
+                format!("{:?} must be non-empty, without spaces or '/'", iface.name),
+            ));
+        }
+        if !is_display(&iface.x11_display) {
+            problems.push(Problem::new(
+                key("x11_display"),
+                format!("{:?} is not an X display like \":101\"", iface.x11_display),
+            ));
+        }
+        if let Some(first) = ids.insert(iface.id, index) {
+            problems.push(Problem::new(
+                key("id"),
+                format!("duplicate id {} (also interface[{first}])", iface.id),
+            ));
+        }
+        if let Some(first) = names.insert(iface.name.clone(), index) {
+            problems.push(Problem::new(
+                key("name"),
+                format!("duplicate name {:?} (also interface[{first}])", iface.name),
+            ));
+        }
+        if let Some(first) = displays.insert(iface.x11_display.clone(), index) {
+            problems.push(Problem::new(
+                key("x11_display"),
+                format!(
+                    "duplicate x11_display {:?} (also interface[{first}])",
+                    iface.x11_display
+                ),
+            ));
+        }
+    }
+}
+
+/// `:N` or `:N.S`, optionally with a host in front.
+pub fn is_display(text: &str) -> bool {
+    let Some((_, rest)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let number = rest.split_once('.').map_or(rest, |(n, _)| n);
+    !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The display number of `:N`.
+pub fn display_number(text: &str) -> Option<u32> {
+    let (_, rest) = text.rsplit_once(':')?;
+    rest.split_once('.').map_or(rest, |(n, _)| n).parse().ok()
+}

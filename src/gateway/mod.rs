@@ -1,0 +1,2 @@
+//! The product logic between Skype and FreeSWITCH: interfaces and hunting, calls, chats and
+//! the `sk` command family.

@@ -1,0 +1,1 @@
+//! `skype-sim`: the emulated Linux Skype client and Skype network (spec 13).
