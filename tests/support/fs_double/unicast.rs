@@ -1,0 +1,1 @@
+//! The `unicast` UDP side of the double (what a parked channel does on a real switch).

@@ -1,0 +1,1 @@
+//! Starting the emulator's binaries (`skype-sim network`, `client`, `ctl`) from tests.
