@@ -29,6 +29,11 @@ impl Xvfb {
         panic!("no free X display number found (is Xvfb installed?)");
     }
 
+    /// Starts `Xvfb` on exactly this display number (e.g. to bring a killed server back).
+    pub fn start_on(number: u32) -> Option<Xvfb> {
+        Self::try_start(number)
+    }
+
     fn try_start(number: u32) -> Option<Xvfb> {
         let child = Command::new("Xvfb")
             .arg(format!(":{number}"))
