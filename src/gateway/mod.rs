@@ -1,2 +1,5 @@
 //! The product logic between Skype and FreeSWITCH: interfaces and hunting, calls, chats and
 //! the `sk` command family.
+
+pub mod causes;
+pub mod registry;
