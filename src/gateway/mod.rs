@@ -2,4 +2,5 @@
 //! the `sk` command family.
 
 pub mod causes;
+pub mod originate;
 pub mod registry;
