@@ -1,4 +1,5 @@
-//! Call audio: 20 ms frames, pacing, jitter buffering, silence fill, WAV taps.
+//! Call audio: 20 ms frames, pacing, jitter buffering, silence fill, resampling, DTMF
+//! detection, WAV taps.
 //!
 //! Every transport (Skype's TCP audio ports, the audio fork websocket, `unicast` UDP) is reduced
 //! to a [`side::MediaSide`]; the pump moves frames between the Skype side and the switch
@@ -6,6 +7,7 @@
 
 pub mod frame;
 pub mod jitter;
+pub mod resample;
 pub mod side;
 
 pub use frame::{
