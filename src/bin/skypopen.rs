@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "skypopen", version, about = "FreeSWITCH sidecar for Linux Skype clients")]
+#[command(
+    name = "skypopen",
+    version,
+    about = "FreeSWITCH sidecar for Linux Skype clients"
+)]
 struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG_PATH)]

@@ -31,7 +31,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("invalid configuration {path}:\n{}", render_problems(.problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render_problems(problems: &[Problem]) -> String {
@@ -185,7 +188,9 @@ impl InterfaceParams {
                 .write_silence_when_idle
                 .or(fallback.write_silence_when_idle),
             setsockopt: self.setsockopt.or(fallback.setsockopt),
-            skype_get_inband_dtmf: self.skype_get_inband_dtmf.or(fallback.skype_get_inband_dtmf),
+            skype_get_inband_dtmf: self
+                .skype_get_inband_dtmf
+                .or(fallback.skype_get_inband_dtmf),
             skype_add_outband_dtmf_also_when_bridged: self
                 .skype_add_outband_dtmf_also_when_bridged
                 .or(fallback.skype_add_outband_dtmf_also_when_bridged),
@@ -318,7 +323,8 @@ fn resolve(
         raw.listener.password_file.as_deref(),
         "SKYPOPEN_LISTENER_PASSWORD",
     )?;
-    let audio_ports = validate::port_range("clients.audio_ports", &raw.clients.audio_ports, problems);
+    let audio_ports =
+        validate::port_range("clients.audio_ports", &raw.clients.audio_ports, problems);
     let unicast_ports =
         validate::port_range("switch.unicast_ports", &raw.switch.unicast_ports, problems);
     let listener_allow = validate::allow_list(&raw.listener.allow, problems);
@@ -545,7 +551,10 @@ mod tests {
         )
         .unwrap();
         let a = s.interface("a").unwrap();
-        assert_eq!((a.skype_user.as_str(), a.destination.as_str()), ("user1", "9196"));
+        assert_eq!(
+            (a.skype_user.as_str(), a.destination.as_str()),
+            ("user1", "9196")
+        );
         assert_eq!(a.context, "default");
         assert!(!a.silent_mode);
         let b = s.interface("b").unwrap();

@@ -74,7 +74,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\n").unwrap();
-        let s = resolve(Some(Secret::new("inline")), Some(&path), "SKYPOPEN_TEST_NOPE").unwrap();
+        let s = resolve(
+            Some(Secret::new("inline")),
+            Some(&path),
+            "SKYPOPEN_TEST_NOPE",
+        )
+        .unwrap();
         assert_eq!(s.expose(), "s3cret");
     }
 }

@@ -76,7 +76,9 @@ pub fn log_level(level: &str, problems: &mut Vec<Problem>) {
     if tracing_subscriber::EnvFilter::try_new(level).is_err() {
         problems.push(Problem::new(
             "log.level",
-            format!("{level:?} is not a valid filter (e.g. \"info\" or \"info,skypopen::skype=debug\")"),
+            format!(
+                "{level:?} is not a valid filter (e.g. \"info\" or \"info,skypopen::skype=debug\")"
+            ),
         ));
     }
 }
@@ -88,7 +90,10 @@ pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
     for (index, iface) in list.iter().enumerate() {
         let key = |k: &str| format!("interface[{index}].{k}");
         if !(1..=63).contains(&iface.id) {
-            problems.push(Problem::new(key("id"), format!("{} is not in 1..=63", iface.id)));
+            problems.push(Problem::new(
+                key("id"),
+                format!("{} is not in 1..=63", iface.id),
+            ));
         }
         if iface.name.is_empty() || iface.name.contains(|c: char| c.is_whitespace() || c == '/') {
             problems.push(Problem::new(
