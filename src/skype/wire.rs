@@ -386,7 +386,10 @@ mod tests {
         assert_eq!(c[0].data, [0u8; CHUNK_LEN]);
         let mut r = Reassembler::new();
         assert_eq!(
-            feed(&mut r, &c)[0].message.as_ref().map(|m| m.text.as_str()),
+            feed(&mut r, &c)[0]
+                .message
+                .as_ref()
+                .map(|m| m.text.as_str()),
             Some("")
         );
     }

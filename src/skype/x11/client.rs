@@ -46,7 +46,11 @@ pub async fn spawn_client_endpoint(
     cancel: CancellationToken,
 ) -> Result<(ClientLink, ClientEndpoint), X11Error> {
     let display_name = display;
-    let span = info_span!("skype_client_x11", display = display_name, window = field::Empty);
+    let span = info_span!(
+        "skype_client_x11",
+        display = display_name,
+        window = field::Empty
+    );
     let (x, input) = XConnection::open(display, &span).await?;
     let (root, black) = (x.root, x.black_pixel);
     let (window, instance_atom) = x.call(move |c| setup_client(c, root, black)).await??;
@@ -104,13 +108,17 @@ impl ClientEndpoint {
     /// exits cleanly. The window stays and keeps answering controllers that already know it.
     pub async fn withdraw(&self) -> Result<(), X11Error> {
         let (root, atom, window) = (self.x.root, self.instance_atom, self.window);
-        self.x.call(move |c| withdraw(c, root, atom, window)).await?
+        self.x
+            .call(move |c| withdraw(c, root, atom, window))
+            .await?
     }
 
     /// Sets `_SKYPE_INSTANCE` to this window again (after [`withdraw`](Self::withdraw)).
     pub async fn advertise(&self) -> Result<(), X11Error> {
         let (root, atom, window) = (self.x.root, self.instance_atom, self.window);
-        self.x.call(move |c| advertise(c, root, atom, window)).await?
+        self.x
+            .call(move |c| advertise(c, root, atom, window))
+            .await?
     }
 
     /// Ends the endpoint and waits until its property is dealt with and its connection closed.
@@ -224,7 +232,10 @@ impl Endpoint {
             }
             Ok(Err(SendError::WindowGone(window))) => {
                 // A controller that went away only costs its own replies.
-                warn!(peer = format_args!("{window:#x}"), "controller window gone; reply dropped");
+                warn!(
+                    peer = format_args!("{window:#x}"),
+                    "controller window gone; reply dropped"
+                );
                 self.reassembly.forget(window);
                 true
             }
@@ -272,13 +283,23 @@ fn setup_client(
     Ok((window, atom))
 }
 
-fn advertise(conn: &RustConnection, root: Window, atom: u32, window: Window) -> Result<(), X11Error> {
+fn advertise(
+    conn: &RustConnection,
+    root: Window,
+    atom: u32,
+    window: Window,
+) -> Result<(), X11Error> {
     conn.change_property32(PropMode::REPLACE, root, atom, AtomEnum::WINDOW, &[window])?
         .check()?;
     Ok(())
 }
 
-fn withdraw(conn: &RustConnection, root: Window, atom: u32, window: Window) -> Result<(), X11Error> {
+fn withdraw(
+    conn: &RustConnection,
+    root: Window,
+    atom: u32,
+    window: Window,
+) -> Result<(), X11Error> {
     let current = conn
         .get_property(false, root, atom, AtomEnum::WINDOW, 0, 1)?
         .reply()?;

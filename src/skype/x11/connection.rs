@@ -153,12 +153,13 @@ impl Drop for XConnection {
     }
 }
 
-fn connect_blocking(display: &str) -> Result<(RustConnection, Window, u32, MessageAtoms), X11Error> {
-    let (conn, screen_num) =
-        x11rb::connect(Some(display)).map_err(|source| X11Error::Connect {
-            display: display.to_owned(),
-            source,
-        })?;
+fn connect_blocking(
+    display: &str,
+) -> Result<(RustConnection, Window, u32, MessageAtoms), X11Error> {
+    let (conn, screen_num) = x11rb::connect(Some(display)).map_err(|source| X11Error::Connect {
+        display: display.to_owned(),
+        source,
+    })?;
     let screen = conn
         .setup()
         .roots
@@ -201,7 +202,10 @@ fn read_events(
                     continue;
                 };
                 if ev.format != 8 {
-                    debug!(format = ev.format, "ignoring Skype ClientMessage not in format 8");
+                    debug!(
+                        format = ev.format,
+                        "ignoring Skype ClientMessage not in format 8"
+                    );
                     continue;
                 }
                 XInput::Chunk {

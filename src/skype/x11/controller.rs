@@ -177,7 +177,10 @@ impl Controller {
             Ok(setup) => setup,
             Err(e) => return Exit::Lost(e.to_string()),
         };
-        debug!(window = format_args!("{own_window:#x}"), "controller window created");
+        debug!(
+            window = format_args!("{own_window:#x}"),
+            "controller window created"
+        );
         let mut at = Attachment {
             x,
             own_window,
@@ -256,12 +259,11 @@ impl Controller {
             XInput::RootProperty { atom, deleted } => {
                 if at.instance_atom.is_none() {
                     // The atom did not exist when we looked; a client may just have created it.
-                    at.instance_atom = at
-                        .x
-                        .call(intern_instance_atom)
-                        .await
-                        .and_then(|r| r)
-                        .map_err(|e| Exit::Lost(e.to_string()))?;
+                    at.instance_atom =
+                        at.x.call(intern_instance_atom)
+                            .await
+                            .and_then(|r| r)
+                            .map_err(|e| Exit::Lost(e.to_string()))?;
                 }
                 if at.instance_atom == Some(atom) {
                     debug!(deleted, "_SKYPE_INSTANCE changed");
@@ -289,11 +291,10 @@ impl Controller {
             return Ok(());
         };
         let (atoms, from) = (at.x.atoms, at.own_window);
-        let sent = at
-            .x
-            .call(move |c| send_message(c, atoms, client, from, &text, false).map(|()| text))
-            .await
-            .map_err(|e| Exit::Lost(e.to_string()))?;
+        let sent =
+            at.x.call(move |c| send_message(c, atoms, client, from, &text, false).map(|()| text))
+                .await
+                .map_err(|e| Exit::Lost(e.to_string()))?;
         match sent {
             Ok(text) => {
                 debug!(%text, "-> skype");
@@ -321,12 +322,11 @@ impl Controller {
             return Ok(());
         };
         let (root, own_window) = (at.x.root, at.own_window);
-        let lookup = at
-            .x
-            .call(move |c| find_client(c, root, atom, own_window))
-            .await
-            .and_then(|r| r)
-            .map_err(|e| Exit::Lost(e.to_string()))?;
+        let lookup =
+            at.x.call(move |c| find_client(c, root, atom, own_window))
+                .await
+                .and_then(|r| r)
+                .map_err(|e| Exit::Lost(e.to_string()))?;
         match lookup {
             Lookup::Present(window) => self.attach(window),
             Lookup::Absent => {
@@ -349,7 +349,10 @@ impl Controller {
             }
             Reported::Nothing | Reported::Detached => {}
         }
-        info!(window = format_args!("{window:#x}"), "Skype client attached");
+        info!(
+            window = format_args!("{window:#x}"),
+            "Skype client attached"
+        );
         self.reported = Reported::Attached(window);
         self.push(LinkEvent::Attached { window });
     }
