@@ -12,6 +12,7 @@ pub use command::{
     CallAction, CallProperty, ChatMessageProperty, Command, Presence, ProfileProperty,
     VoicemailAction, WindowState,
 };
+pub(crate) use incoming::split_tag;
 pub use incoming::{
     CallEvent, CallStatus, CallType, ChatEvent, ChatMessageEvent, ChatMessageStatus,
     ChatMessageType, ChatStatus, ConnStatus, Incoming, Notification,
