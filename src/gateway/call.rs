@@ -290,7 +290,11 @@ impl Call {
                 } else if self.direction == Direction::Inbound {
                     // Never reached FreeSWITCH's socket: cancel the originate if it is still
                     // ringing there.
-                    let kill = format!("uuid_kill {} {}", self.uuid, HangupCause::OriginatorCancel.as_str());
+                    let kill = format!(
+                        "uuid_kill {} {}",
+                        self.uuid,
+                        HangupCause::OriginatorCancel.as_str()
+                    );
                     if let Err(e) = gw.inbound.api(&kill).await {
                         debug!(error = %e, "uuid_kill after Skype hangup");
                     }
@@ -399,7 +403,10 @@ pub(crate) async fn run_outbound(call: Outbound) {
             ring_claim: None,
         };
         call.ctx.gw.registry.set_uuid(call.id(), &uuid);
-        call.ctx.gw.registry.count_call(call.id(), Direction::Outbound);
+        call.ctx
+            .gw
+            .registry
+            .count_call(call.id(), Direction::Outbound);
         call.set_state(IfaceState::Dialing, CallFlow::Unplaced);
         call.publish(destination.as_str());
         let ended = outbound_flow(&mut call, destination, &mut inbox).await;
@@ -641,7 +648,13 @@ pub(crate) async fn run_inbound(call: Inbound) {
                 // Another interface of the same account took this ring.
                 let gw = call.ctx.gw.clone();
                 gw.registry.release(call.id());
-                let _ = call.ctx.done.send(CallDone { serial: call.ctx.serial }).await;
+                let _ = call
+                    .ctx
+                    .done
+                    .send(CallDone {
+                        serial: call.ctx.serial,
+                    })
+                    .await;
                 return;
             }
         };
@@ -676,13 +689,18 @@ async fn inbound_flow(
 ) -> Option<Ended> {
     let id = call.skype_call?;
     let session = call.ctx.session.clone();
-    let caller = partner(&session, id, CallProperty::PartnerHandle).await.unwrap_or_default();
+    let caller = partner(&session, id, CallProperty::PartnerHandle)
+        .await
+        .unwrap_or_default();
     let caller_name = partner(&session, id, CallProperty::PartnerDispname)
         .await
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| caller.clone());
     let gw = call.ctx.gw.clone();
-    let key = (call.ctx.cfg.skype_user.to_ascii_lowercase(), caller.to_ascii_lowercase());
+    let key = (
+        call.ctx.cfg.skype_user.to_ascii_lowercase(),
+        caller.to_ascii_lowercase(),
+    );
     match gw.ring_claims.entry(key.clone()) {
         dashmap::mapref::entry::Entry::Occupied(taken) => {
             debug!(%caller, by = taken.get(), "ring already taken by a sibling interface");
@@ -706,7 +724,9 @@ async fn inbound_flow(
         .transfers
         .remove(&cfg.id)
         .map(|(_, note)| note)
-        .filter(|n| n.at.elapsed() < Duration::from_secs(30) && n.caller.eq_ignore_ascii_case(&caller));
+        .filter(|n| {
+            n.at.elapsed() < Duration::from_secs(30) && n.caller.eq_ignore_ascii_case(&caller)
+        });
     let (socket_tx, socket_rx) = oneshot::channel();
     gw.pending_inbound.insert(call.uuid.clone(), socket_tx);
     let media_mode = gw.settings.switch.media;
@@ -728,7 +748,11 @@ async fn inbound_flow(
     }
     .arguments();
     let inbound = gw.inbound.clone();
-    let originate = async move { inbound.bgapi(&format!("originate {args}"), ORIGINATE_TIMEOUT).await };
+    let originate = async move {
+        inbound
+            .bgapi(&format!("originate {args}"), ORIGINATE_TIMEOUT)
+            .await
+    };
     tokio::pin!(originate);
     let mut originate_done = false;
     tokio::pin!(socket_rx);

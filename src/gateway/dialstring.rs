@@ -77,9 +77,18 @@ mod tests {
 
     #[test]
     fn both_dial_string_shapes() {
-        assert_eq!(parse("skype/echo123").unwrap(), target(Pick::Hunt, "echo123"));
-        assert_eq!(parse("skypopen/RR/+3912345").unwrap(), target(Pick::Hunt, "+3912345"));
-        assert_eq!(parse("skypopen/any/bob").unwrap(), target(Pick::Hunt, "bob"));
+        assert_eq!(
+            parse("skype/echo123").unwrap(),
+            target(Pick::Hunt, "echo123")
+        );
+        assert_eq!(
+            parse("skypopen/RR/+3912345").unwrap(),
+            target(Pick::Hunt, "+3912345")
+        );
+        assert_eq!(
+            parse("skypopen/any/bob").unwrap(),
+            target(Pick::Hunt, "bob")
+        );
         assert_eq!(
             parse("skypopen/interface2/user1").unwrap(),
             target(Pick::Named("interface2".into()), "user1")
@@ -88,7 +97,14 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_errors_not_crashes() {
-        for bad in ["5000", "skypopen/echo123", "skype/", "skypopen//x", "skypopen/a/", ""] {
+        for bad in [
+            "5000",
+            "skypopen/echo123",
+            "skype/",
+            "skypopen//x",
+            "skypopen/a/",
+            "",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

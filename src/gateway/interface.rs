@@ -8,8 +8,8 @@ use super::Gateway;
 use crate::config::InterfaceConfig;
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{
-    CallAction, CallEvent, CallId, CallProperty, CallStatus, Command, ConnStatus, Handle,
-    Incoming, Notification,
+    CallAction, CallEvent, CallId, CallProperty, CallStatus, Command, ConnStatus, Handle, Incoming,
+    Notification,
 };
 use crate::skype::session::{self, SessionConfig, SessionEvent, SessionHandle};
 use crate::skype::x11;
@@ -303,12 +303,7 @@ impl Actor {
 /// A ring on a busy interface. If another interface of the same account is free it rings
 /// there too and will take the call; otherwise hand it to a free interface of another account
 /// with `ALTER CALL <id> TRANSFER`, or reject it.
-async fn transfer_or_reject(
-    gw: Gateway,
-    cfg: InterfaceConfig,
-    session: SessionHandle,
-    id: CallId,
-) {
+async fn transfer_or_reject(gw: Gateway, cfg: InterfaceConfig, session: SessionHandle, id: CallId) {
     if gw
         .registry
         .by_user(&cfg.skype_user)

@@ -111,7 +111,11 @@ pub async fn open(
     ] {
         session.request(Command::AlterCall { id, action }).await?;
     }
-    debug!(input = audio.ports.input, output = audio.ports.output, "Skype audio ports sent");
+    debug!(
+        input = audio.ports.input,
+        output = audio.ports.output,
+        "Skype audio ports sent"
+    );
     let uuid = channel.uuid().to_string();
     let silence_var = channel.data().variable("send_silence_when_idle");
     let mode = match gw.settings.switch.media {
@@ -158,13 +162,17 @@ async fn open_fork(
 ) -> Result<FrameDuplex, MediaError> {
     let token = ForkToken::generate();
     let (url, pending) = gw.media.expect(&token);
-    let command = audio_fork_start(uuid, &url, &token).map_err(|e| MediaError::Fork(e.to_string()))?;
+    let command =
+        audio_fork_start(uuid, &url, &token).map_err(|e| MediaError::Fork(e.to_string()))?;
     let reply = channel
         .api(&command)
         .await
         .map_err(|e| MediaError::Fork(e.to_string()))?;
     if !reply.trim_start().starts_with("+OK") {
-        return Err(MediaError::Fork(format!("uuid_audio_fork: {}", reply.trim())));
+        return Err(MediaError::Fork(format!(
+            "uuid_audio_fork: {}",
+            reply.trim()
+        )));
     }
     let fork = pending
         .wait(FORK_CONNECT_TIMEOUT)

@@ -9,6 +9,8 @@
 
 pub mod call;
 pub mod causes;
+pub mod chat;
+pub mod commands;
 pub mod dialstring;
 pub mod interface;
 pub mod media_path;
