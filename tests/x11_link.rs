@@ -22,21 +22,35 @@ async fn start_xvfb() -> Xvfb {
         .expect("Xvfb start")
 }
 
-/// An X server on a number that `Xvfb::start` (which counts up from 0) will not reach, so the
-/// number is still free to bring the server back on after it was killed.
+/// Display numbers that `Xvfb::start` (which counts up from 0) will not reach, so one stays
+/// free to start a server on later, or to bring a killed one back on.
+/// Each caller gets its own stretch, so tests of this binary running at once never pick the
+/// same number.
+fn high_display_numbers() -> impl Iterator<Item = u32> {
+    static NEXT_STRETCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let stretch = NEXT_STRETCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+    let base = 6000 + (std::process::id() % 300) * 10 + stretch * 3000;
+    (base..base + 1000).filter(|n| {
+        !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+    })
+}
+
 async fn start_xvfb_to_restart() -> Xvfb {
     tokio::task::spawn_blocking(|| {
-        let base = 6000 + (std::process::id() % 300) * 10;
-        (base..base + 1000)
-            .filter(|n| {
-                !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                    && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            })
+        high_display_numbers()
             .find_map(Xvfb::start_on)
             .expect("a free display number in the high range")
     })
     .await
     .expect("Xvfb start")
+}
+
+async fn start_xvfb_on(number: u32) -> Xvfb {
+    tokio::task::spawn_blocking(move || Xvfb::start_on(number))
+        .await
+        .expect("Xvfb start")
+        .expect("display number still free")
 }
 
 async fn next_event(link: &mut ControllerLink, within: Duration) -> LinkEvent {
@@ -258,8 +272,11 @@ async fn controller_follows_the_client_leaving_and_coming_back() {
     let peer = ping(&controller, &mut client, "NAME skypopen").await;
     reply(&client, peer, "OK", false).await;
     assert_eq!(expect_message(&mut controller).await, "OK");
+
+    // Dropping the handle is a clean exit too.
+    drop(second);
+    expect_detached(&mut controller, DEADLINE).await;
     cancel.cancel();
-    second.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,10 +335,7 @@ async fn a_dying_x_server_detaches_only_its_own_link() {
     assert_eq!(expect_message(&mut healthy_link).await, "PONG");
 
     // The X server comes back on the same display: the link reconnects on its own.
-    let revived = tokio::task::spawn_blocking(move || Xvfb::start_on(number))
-        .await
-        .expect("restart Xvfb")
-        .expect("display number free again");
+    let revived = start_xvfb_on(number).await;
     let (mut client, endpoint) = start_client(&revived.display).await;
     match next_event(&mut doomed_link, RECONNECT_DEADLINE).await {
         LinkEvent::Attached { window } => assert_eq!(window, endpoint.window()),
@@ -395,6 +409,84 @@ async fn foreign_client_messages_are_ignored() {
     let (peer, text) = client_receives(&mut client).await;
     assert_ne!(peer, controller_window);
     assert_eq!(text, "#tag FROM SOMEONE ELSE, ok");
+    cancel.cancel();
+    endpoint.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_waits_for_an_x_server_that_is_not_there_yet() {
+    let number = high_display_numbers()
+        .next()
+        .expect("a free display number in the high range");
+    let display = format!(":{number}");
+    let cancel = CancellationToken::new();
+    let mut controller = spawn_controller_link(&display, cancel.child_token());
+    let reason = expect_detached(&mut controller, DEADLINE).await;
+    assert!(reason.contains("unavailable"), "{reason}");
+    // Sending to nobody is not an error.
+    controller
+        .outgoing
+        .send("PING".to_owned())
+        .await
+        .expect("link keeps running");
+
+    let x = start_xvfb_on(number).await;
+    let (mut client, endpoint) = start_client(&x.display).await;
+    match next_event(&mut controller, RECONNECT_DEADLINE).await {
+        LinkEvent::Attached { window } => assert_eq!(window, endpoint.window()),
+        other => panic!("expected Attached once the X server is up, got {other:?}"),
+    }
+    ping(&controller, &mut client, "PING now").await;
+    cancel.cancel();
+    endpoint.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_controller_costs_only_its_own_replies() {
+    let x = start_xvfb().await;
+    let cancel = CancellationToken::new();
+    let (mut client, endpoint) = start_client(&x.display).await;
+    let mut controller = attached_controller(&x.display, endpoint.window(), &cancel).await;
+    let peer = ping(&controller, &mut client, "PING").await;
+
+    // A window id that certainly does not exist any more: created and destroyed, by a
+    // connection that stays open so the server cannot hand the id out again.
+    let display = x.display.clone();
+    let (raw, vanished) = tokio::task::spawn_blocking(move || {
+        let (conn, screen) = x11rb::connect(Some(&display)).expect("connect");
+        let root = conn.setup().roots[screen].root;
+        let window = conn.generate_id().expect("id");
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            window,
+            root,
+            0,
+            0,
+            1,
+            1,
+            0,
+            x11rb::protocol::xproto::WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &Default::default(),
+        )
+        .expect("create")
+        .check()
+        .expect("created");
+        conn.destroy_window(window)
+            .expect("destroy")
+            .check()
+            .expect("destroyed");
+        (conn, window)
+    })
+    .await
+    .expect("raw X client");
+
+    reply(&client, vanished, "CALL 1 STATUS FINISHED", false).await;
+    reply(&client, peer, "PONG", false).await;
+    assert_eq!(expect_message(&mut controller).await, "PONG");
+    let peer_again = ping(&controller, &mut client, "PING again").await;
+    assert_eq!(peer_again, peer);
+    drop(raw);
     cancel.cancel();
     endpoint.shutdown().await;
 }

@@ -22,7 +22,6 @@ const WORKING_PROTOCOL: u32 = 7;
 enum Phase {
     Detached,
     Authorizing {
-        attempts: u32,
         /// When the next `NAME`/`PROTOCOL` goes out, once `ERROR 68` was seen.
         retry_at: Option<Instant>,
         /// Give up if the client says nothing at all until then.
@@ -45,6 +44,8 @@ pub(super) struct Actor {
     phase: Phase,
     pending: HashMap<String, oneshot::Sender<Result<Reply, SessionError>>>,
     next_tag: u64,
+    /// `NAME`/`PROTOCOL` rounds sent since the client attached.
+    hello_attempts: u32,
     backlog: VecDeque<SessionEvent>,
     consumer_gone: bool,
 }
@@ -62,6 +63,7 @@ impl Actor {
             phase: Phase::Detached,
             pending: HashMap::new(),
             next_tag: 1,
+            hello_attempts: 0,
             backlog: VecDeque::new(),
             consumer_gone: false,
         }
@@ -247,18 +249,23 @@ impl Actor {
     }
 
     fn start_handshake(&mut self) {
+        self.hello_attempts = 0;
+        self.enter_authorizing();
+        self.send_hello();
+    }
+
+    fn enter_authorizing(&mut self) {
         self.phase = Phase::Authorizing {
-            attempts: 1,
             retry_at: None,
             deadline: Instant::now() + self.config.login_timeout,
             pending_logged: false,
         };
         self.set_state(SessionState::Authorizing);
-        self.send_hello();
     }
 
     /// `NAME` and `PROTOCOL` back to back, without waiting for `OK` (spec 3.1).
     fn send_hello(&mut self) {
+        self.hello_attempts = self.hello_attempts.saturating_add(1);
         self.write_command(Command::Name(self.config.app_name.clone()));
         self.write_command(Command::Protocol(HANDSHAKE_PROTOCOL));
     }
@@ -335,7 +342,8 @@ impl Actor {
             Notification::Error { .. } if notification.is_not_authorized() => {
                 self.on_not_authorized()
             }
-            Notification::Ok | Notification::Protocol(_) => {
+            // The reply to NAME. Not PROTOCOL: some clients answer it before authorizing.
+            Notification::Ok => {
                 if matches!(self.phase, Phase::Authorizing { .. }) {
                     self.start_login();
                 }
@@ -360,8 +368,12 @@ impl Actor {
         let limit = self.config.auth_retry_limit;
         let retry_interval = self.config.auth_retry_interval;
         let login_timeout = self.config.login_timeout;
+        let attempts = self.hello_attempts;
+        if matches!(self.phase, Phase::LoggingIn { .. }) {
+            // Authorization withdrawn (or never really given): back to asking for it.
+            self.enter_authorizing();
+        }
         let Phase::Authorizing {
-            attempts,
             retry_at,
             deadline,
             pending_logged,
@@ -373,10 +385,8 @@ impl Actor {
         if retry_at.is_some() {
             return;
         }
-        if *attempts >= limit {
-            let failure = SessionFailure::NotAuthorized {
-                attempts: *attempts,
-            };
+        if attempts >= limit {
+            let failure = SessionFailure::NotAuthorized { attempts };
             self.fail(failure);
             return;
         }
@@ -458,14 +468,11 @@ impl Actor {
         let now = Instant::now();
         match &mut self.phase {
             Phase::Authorizing {
-                attempts,
                 retry_at: Some(retry),
                 ..
             } if *retry <= now => {
-                *attempts += 1;
-                let attempt = *attempts;
                 self.phase_clear_retry();
-                debug!(attempt, "retrying the handshake");
+                debug!(attempt = self.hello_attempts + 1, "retrying the handshake");
                 self.send_hello();
             }
             Phase::Authorizing { deadline, .. } | Phase::LoggingIn { deadline }

@@ -230,6 +230,40 @@ async fn authorization_pending_then_granted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_protocol_reply_is_no_authorization() {
+    let (session, mut client, _cancel) = start(config());
+    client.attach().await;
+    client.expect("NAME skypopen").await;
+    client.expect("PROTOCOL 999").await;
+    client.say("ERROR 68").await;
+    client.say("PROTOCOL 7").await;
+    client.expect("NAME skypopen").await;
+    client.expect("PROTOCOL 999").await;
+    assert_eq!(session.handle.state(), SessionState::Authorizing);
+}
+
+#[tokio::test(start_paused = true)]
+async fn authorization_withdrawn_during_login_is_asked_again() {
+    let (mut session, mut client, _cancel) = start(config());
+    client.attach().await;
+    client.expect("NAME skypopen").await;
+    client.expect("PROTOCOL 999").await;
+    client.say("OK").await;
+    client.expect("GET CURRENTUSERHANDLE").await;
+    client.say("ERROR 68").await;
+    client.expect("NAME skypopen").await;
+    client.expect("PROTOCOL 999").await;
+    assert_eq!(session.handle.state(), SessionState::Authorizing);
+    client.say("OK").await;
+    client.expect("GET CURRENTUSERHANDLE").await;
+    client.say("CURRENTUSERHANDLE user1").await;
+    next_matching(&mut session.events, |e| {
+        matches!(e, SessionEvent::Ready { .. })
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn authorization_denied_gives_up_after_the_limit() {
     let (mut session, mut client, _cancel) = start(SessionConfig {
         auth_retry_limit: 3,

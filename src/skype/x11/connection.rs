@@ -10,6 +10,7 @@ use super::X11Error;
 use crate::skype::wire::{self, ChunkKind, CHUNK_LEN};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace, Span};
 use x11rb::connection::Connection;
@@ -19,6 +20,10 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::protocol::{ErrorKind, Event};
 use x11rb::rust_connection::RustConnection;
+
+/// Longest a request may take. A healthy local server answers in microseconds; one that does
+/// not answer for this long (stopped, or grabbed by another client) is treated as lost.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reader-to-coordinator queue depth. When it is full the reader stops reading and the X
 /// server buffers for us, which is the back-pressure we want.
@@ -111,20 +116,26 @@ impl XConnection {
         Ok((x, input_rx))
     }
 
-    /// Runs `job` on the worker thread and waits for its result.
+    /// Runs `job` on the worker thread and waits for its result, at most [`REQUEST_TIMEOUT`].
+    /// After a timeout the connection is unusable: drop it.
     pub async fn call<T, F>(&self, job: F) -> Result<T, X11Error>
     where
         F: FnOnce(&RustConnection) -> T + Send + 'static,
         T: Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |conn: &RustConnection| {
-                let _ = reply_tx.send(job(conn));
-            }))
+        let request = async {
+            self.jobs
+                .send(Box::new(move |conn: &RustConnection| {
+                    let _ = reply_tx.send(job(conn));
+                }))
+                .await
+                .map_err(|_| X11Error::WorkerGone)?;
+            reply_rx.await.map_err(|_| X11Error::WorkerGone)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, request)
             .await
-            .map_err(|_| X11Error::WorkerGone)?;
-        reply_rx.await.map_err(|_| X11Error::WorkerGone)
+            .map_err(|_| X11Error::Timeout(REQUEST_TIMEOUT))?
     }
 
     /// Ends the connection: both threads see their next (or current) read fail and exit.

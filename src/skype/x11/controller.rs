@@ -58,6 +58,32 @@ pub fn spawn_controller_link(display: &str, cancel: CancellationToken) -> Contro
     }
 }
 
+/// Reconnection delays: 100 ms doubling up to 2 s, from the start again after a success.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: BACKOFF_START,
+        }
+    }
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(BACKOFF_MAX);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+}
+
 /// What the session has been told last, kept across X connections so that it hears one
 /// `Detached` per loss, not one per reconnection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +133,7 @@ enum Lookup {
 
 impl Controller {
     async fn run(mut self) {
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::default();
         let mut warned_unreachable = false;
         loop {
             let opened = tokio::select! {
@@ -116,7 +142,7 @@ impl Controller {
             };
             let reason = match opened {
                 Ok((x, input)) => {
-                    backoff = BACKOFF_START;
+                    backoff.reset();
                     warned_unreachable = false;
                     match self.serve(x, input).await {
                         Exit::Stop => return,
@@ -137,10 +163,9 @@ impl Controller {
                 }
             };
             self.detach(format!("X display {} unavailable: {reason}", self.display));
-            if let Exit::Stop = self.pause(backoff).await {
+            if let Exit::Stop = self.pause(backoff.next_delay()).await {
                 return;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -172,10 +197,10 @@ impl Controller {
 
     async fn serve(&mut self, x: XConnection, mut input: mpsc::Receiver<XInput>) -> Exit {
         let (root, black) = (x.root, x.black_pixel);
-        let setup = x.call(move |c| setup_controller(c, root, black)).await;
-        let (own_window, instance_atom) = match setup.and_then(|r| r) {
+        let setup = async { x.call(move |c| setup_controller(c, root, black)).await? };
+        let (own_window, instance_atom) = match guarded(&self.cancel, setup).await {
             Ok(setup) => setup,
-            Err(e) => return Exit::Lost(e.to_string()),
+            Err(exit) => return exit,
         };
         debug!(
             window = format_args!("{own_window:#x}"),
@@ -259,11 +284,8 @@ impl Controller {
             XInput::RootProperty { atom, deleted } => {
                 if at.instance_atom.is_none() {
                     // The atom did not exist when we looked; a client may just have created it.
-                    at.instance_atom =
-                        at.x.call(intern_instance_atom)
-                            .await
-                            .and_then(|r| r)
-                            .map_err(|e| Exit::Lost(e.to_string()))?;
+                    let intern = async { at.x.call(intern_instance_atom).await? };
+                    at.instance_atom = guarded(&self.cancel, intern).await?;
                 }
                 if at.instance_atom == Some(atom) {
                     debug!(deleted, "_SKYPE_INSTANCE changed");
@@ -291,10 +313,9 @@ impl Controller {
             return Ok(());
         };
         let (atoms, from) = (at.x.atoms, at.own_window);
-        let sent =
-            at.x.call(move |c| send_message(c, atoms, client, from, &text, false).map(|()| text))
-                .await
-                .map_err(|e| Exit::Lost(e.to_string()))?;
+        let send =
+            at.x.call(move |c| send_message(c, atoms, client, from, &text, false).map(|()| text));
+        let sent = guarded(&self.cancel, send).await?;
         match sent {
             Ok(text) => {
                 debug!(%text, "-> skype");
@@ -322,11 +343,11 @@ impl Controller {
             return Ok(());
         };
         let (root, own_window) = (at.x.root, at.own_window);
-        let lookup =
+        let lookup = async {
             at.x.call(move |c| find_client(c, root, atom, own_window))
-                .await
-                .and_then(|r| r)
-                .map_err(|e| Exit::Lost(e.to_string()))?;
+                .await?
+        };
+        let lookup = guarded(&self.cancel, lookup).await?;
         match lookup {
             Lookup::Present(window) => self.attach(window),
             Lookup::Absent => {
@@ -365,6 +386,18 @@ impl Controller {
         info!(%reason, "Skype client detached");
         self.reported = Reported::Detached;
         self.push(LinkEvent::Detached { reason });
+    }
+}
+
+/// Waits for an X request unless cancelled first; a failed request means the connection is
+/// no good any more.
+async fn guarded<T>(
+    cancel: &CancellationToken,
+    request: impl std::future::Future<Output = Result<T, X11Error>>,
+) -> Result<T, Exit> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Exit::Stop),
+        result = request => result.map_err(|e| Exit::Lost(e.to_string())),
     }
 }
 
@@ -440,5 +473,21 @@ fn find_client(
             Ok(Lookup::Stale(window))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u64> = (0..7)
+            .map(|_| backoff.next_delay().as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(100));
     }
 }

@@ -38,6 +38,8 @@ pub enum X11Error {
     Request(#[from] x11rb::errors::ReplyError),
     #[error("X request failed: {0}")]
     RequestOrId(#[from] x11rb::errors::ReplyOrIdError),
+    #[error("the X server did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("the X connection's request thread has stopped")]
     WorkerGone,
     #[error("cannot start a thread for the X connection: {0}")]
