@@ -112,8 +112,8 @@ impl DtmfSequence {
         };
         if self.sample_in_slot == 0 {
             // -9 dBFS per tone keeps the sum of the pair below full scale.
-            self.current = dtmf_frequencies(digit)
-                .map(|(lo, hi)| (Tone::new(lo, -9.0), Tone::new(hi, -9.0)));
+            self.current =
+                dtmf_frequencies(digit).map(|(lo, hi)| (Tone::new(lo, -9.0), Tone::new(hi, -9.0)));
         }
         let value = if self.sample_in_slot < self.tone_samples {
             match self.current.as_mut() {
@@ -302,13 +302,19 @@ pub fn detect_dtmf(samples: &[i16]) -> String {
 }
 
 fn classify_block(block: &[i16]) -> Option<char> {
-    let energy: f64 = block.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>()
+    let energy: f64 = block
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
         / (block.len() as f64 * block.len() as f64);
     if rms_dbfs(block) < -45.0 {
         return None;
     }
     let low: Vec<f64> = DTMF_LOW.iter().map(|&f| goertzel_power(block, f)).collect();
-    let high: Vec<f64> = DTMF_HIGH.iter().map(|&f| goertzel_power(block, f)).collect();
+    let high: Vec<f64> = DTMF_HIGH
+        .iter()
+        .map(|&f| goertzel_power(block, f))
+        .collect();
     let (li, lp) = strongest(&low);
     let (hi, hp) = strongest(&high);
     // Each tone must stand out from the others of its group...
