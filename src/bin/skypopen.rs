@@ -2,12 +2,16 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use skypopen::config::{Settings, DEFAULT_CONFIG_PATH};
+use skypopen::config::{ConfigError, Settings, DEFAULT_CONFIG_PATH};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "skypopen", version, about = "FreeSWITCH sidecar for Linux Skype clients")]
+#[command(
+    name = "skypopen",
+    version,
+    about = "FreeSWITCH sidecar for Linux Skype clients"
+)]
 struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG_PATH)]
@@ -22,6 +26,12 @@ enum Command {
     Run,
     /// Validate the configuration, print every problem, and exit.
     Check,
+    /// Convert the original module's skypopen.conf.xml to TOML on stdout; what cannot be
+    /// carried over is listed on stderr.
+    MigrateConfig {
+        /// The original `skypopen.conf.xml`.
+        xml: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -29,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
+        Command::MigrateConfig { xml } => migrate_config(&xml),
     };
     match result {
         Ok(code) => code,
@@ -59,9 +70,28 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Err(ConfigError::Invalid { path, problems }) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            Ok(ExitCode::FAILURE)
+        }
         Err(err) => {
             eprintln!("{err}");
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn migrate_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let xml =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let migration = skypopen::config::legacy::migrate(&xml)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
+    print!("{}", migration.toml);
+    for note in &migration.notes {
+        eprintln!("{}: {note}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,23 +1,37 @@
 //! Typed settings, loaded with the `config` crate from TOML plus `SKYPOPEN__SECTION__KEY`
 //! environment overrides. The `[defaults]` table carries the original module's
 //! `global_settings`; each `[[interface]]` may override any of them.
+//!
+//! Loading checks the merged tree key by key ([`schema`]) so that `skypopen check` can list
+//! every problem at once, each with its file line or environment variable ([`locate`]).
 
+pub mod legacy;
+pub mod locate;
+mod schema;
 mod secret;
 pub mod validate;
 
+pub use locate::Location;
 pub use secret::Secret;
 pub use validate::Problem;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/skypopen.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read configuration {path}: {source}")]
     Load {
         path: PathBuf,
@@ -30,8 +44,16 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "no password for Skype account {user:?}: put it in a file named after the account in \
+         [clients] credentials_dir, or in ${variable}"
+    )]
+    MissingCredential { user: String, variable: String },
     #[error("invalid configuration {path}:\n{}", render_problems(.problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render_problems(problems: &[Problem]) -> String {
@@ -84,7 +106,8 @@ pub struct ListenerSettings {
     pub password: Option<Secret>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    #[serde(default = "defaults::allow")]
+    /// A list, or (from the environment) one comma-separated string.
+    #[serde(default = "defaults::allow", deserialize_with = "list_or_commas")]
     pub allow: Vec<String>,
 }
 
@@ -118,8 +141,50 @@ pub struct ClientsSettings {
     /// Per-interface profile directories for real clients live below this directory.
     #[serde(default)]
     pub dbpath_root: Option<PathBuf>,
+    /// Real clients' passwords: one file per Skype account, named after it (mode 0600).
+    #[serde(default)]
+    pub credentials_dir: Option<PathBuf>,
     #[serde(default = "defaults::xvfb")]
     pub xvfb: String,
+    /// Arguments after the display number when the sidecar starts its own X server.
+    #[serde(default = "defaults::xvfb_args")]
+    pub xvfb_args: Vec<String>,
+    /// How long a started client may take to publish `_SKYPE_INSTANCE` before it is restarted.
+    #[serde(default = "defaults::ready_timeout_secs")]
+    pub ready_timeout_secs: u64,
+    /// Between SIGTERM and SIGKILL when stopping a child.
+    #[serde(default = "defaults::stop_grace_secs")]
+    pub stop_grace_secs: u64,
+}
+
+impl ClientsSettings {
+    pub fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.ready_timeout_secs)
+    }
+
+    pub fn stop_grace(&self) -> Duration {
+        Duration::from_secs(self.stop_grace_secs)
+    }
+
+    /// Whether `skype-sim network` runs as the sidecar's child.
+    pub fn embedded_network(&self) -> bool {
+        self.network == "embedded"
+    }
+
+    /// The address the emulated clients connect to.
+    pub fn network_address(&self) -> String {
+        if self.embedded_network() {
+            self.network_listen.to_string()
+        } else {
+            self.network.clone()
+        }
+    }
+
+    /// The password of a real client's Skype account, read when the client is (re)started so
+    /// that it is never kept in the settings or put on a command line.
+    pub fn skype_password(&self, skype_user: &str) -> Result<Secret, ConfigError> {
+        secret::skype_password(self.credentials_dir.as_deref(), skype_user)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,7 +250,9 @@ impl InterfaceParams {
                 .write_silence_when_idle
                 .or(fallback.write_silence_when_idle),
             setsockopt: self.setsockopt.or(fallback.setsockopt),
-            skype_get_inband_dtmf: self.skype_get_inband_dtmf.or(fallback.skype_get_inband_dtmf),
+            skype_get_inband_dtmf: self
+                .skype_get_inband_dtmf
+                .or(fallback.skype_get_inband_dtmf),
             skype_add_outband_dtmf_also_when_bridged: self
                 .skype_add_outband_dtmf_also_when_bridged
                 .or(fallback.skype_add_outband_dtmf_also_when_bridged),
@@ -194,34 +261,26 @@ impl InterfaceParams {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The keys of an `[[interface]]` table that are not [`InterfaceParams`]. All optional here so
+/// that each missing one is reported, not only the first.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InterfaceEntry {
-    pub id: u32,
-    pub name: String,
-    pub x11_display: String,
-    #[serde(flatten)]
-    pub params: InterfaceParams,
+struct InterfaceIdentity {
+    id: Option<u32>,
+    name: Option<String>,
+    x11_display: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    #[serde(default = "defaults::switch")]
-    switch: SwitchSettings,
-    #[serde(default = "defaults::listener")]
-    listener: ListenerSettings,
-    #[serde(default = "defaults::clients")]
-    clients: ClientsSettings,
-    #[serde(default = "defaults::state")]
-    state: StateSettings,
-    #[serde(default = "defaults::log")]
-    log: LogSettings,
-    #[serde(default)]
-    defaults: InterfaceParams,
-    #[serde(default)]
-    interface: Vec<InterfaceEntry>,
-}
+/// The top-level tables.
+const SECTIONS: &[&str] = &[
+    "switch",
+    "listener",
+    "clients",
+    "state",
+    "log",
+    "defaults",
+    "interface",
+];
 
 /// One interface with every parameter resolved (per-interface value, else `[defaults]`, else
 /// the original module's default).
@@ -261,20 +320,33 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Load `path` (TOML) with environment overrides and validate it. Every problem found is
-    /// reported at once.
+    /// Load `path` (TOML) with `SKYPOPEN__SECTION__KEY` environment overrides and validate it.
+    /// Every problem found is reported at once, each with its file line or variable.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let raw = load_raw(path)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let merged = merge(path, &text)?;
         let mut problems = Vec::new();
-        let settings = resolve(path, raw, &mut problems)?;
+        let settings = resolve(path, merged, &mut problems);
         if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            })
+            return Ok(settings);
         }
+        let locator = locate::Locator::new(path, &text);
+        for problem in &mut problems {
+            problem.location = locator.locate(&problem.key);
+        }
+        // In file order, then the environment, as an operator reads and fixes them.
+        problems.sort_by_key(|p| match &p.location {
+            Location::File { line, .. } => (0, line.unwrap_or(0)),
+            Location::Environment { .. } => (1, 0),
+            Location::Unknown => (2, 0),
+        });
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
     }
 
     pub fn interface(&self, name: &str) -> Option<&InterfaceConfig> {
@@ -282,71 +354,173 @@ impl Settings {
     }
 }
 
-fn load_raw(path: &Path) -> Result<RawSettings, ConfigError> {
+type Tree = ::config::Map<String, ::config::Value>;
+
+/// The file and the environment overrides as one tree, still untyped.
+fn merge(path: &Path, text: &str) -> Result<Tree, ConfigError> {
     let load_err = |source| ConfigError::Load {
         path: path.to_path_buf(),
         source,
     };
+    // No `try_parsing`: the typed structs convert strings themselves, and parsing would turn a
+    // destination like "0039" into the number 39.
     ::config::Config::builder()
-        .add_source(::config::File::from(path).format(::config::FileFormat::Toml))
+        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
         .add_source(
             ::config::Environment::with_prefix("SKYPOPEN")
                 .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("listener.allow"),
+                .separator("__"),
         )
         .build()
         .map_err(load_err)?
-        .try_deserialize::<RawSettings>()
+        .cache
+        .into_table()
         .map_err(load_err)
 }
 
-fn resolve(
-    path: &Path,
-    raw: RawSettings,
+fn section<T: serde::de::DeserializeOwned>(
+    tree: &mut Tree,
+    name: &str,
     problems: &mut Vec<Problem>,
-) -> Result<Settings, ConfigError> {
-    let switch_password = secret::resolve(
-        raw.switch.password.clone(),
-        raw.switch.password_file.as_deref(),
+) -> Option<T> {
+    tree.remove(name)
+        .and_then(|value| schema::section(name, value, problems))
+}
+
+fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings {
+    let mut unknown: Vec<String> = tree
+        .keys()
+        .filter(|k| !SECTIONS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort();
+    for key in unknown {
+        let message = schema::unknown_key_message(&key, SECTIONS);
+        problems.push(Problem::new(key, message));
+    }
+    let switch: SwitchSettings =
+        section(&mut tree, "switch", problems).unwrap_or_else(defaults::switch);
+    let listener: ListenerSettings =
+        section(&mut tree, "listener", problems).unwrap_or_else(defaults::listener);
+    let clients: ClientsSettings =
+        section(&mut tree, "clients", problems).unwrap_or_else(defaults::clients);
+    let state: StateSettings =
+        section(&mut tree, "state", problems).unwrap_or_else(defaults::state);
+    let log: LogSettings = section(&mut tree, "log", problems).unwrap_or_else(defaults::log);
+    let defaults_params: InterfaceParams =
+        section(&mut tree, "defaults", problems).unwrap_or_default();
+    let entries = tree
+        .remove("interface")
+        .map(|v| interface_entries(v, problems))
+        .unwrap_or_default();
+
+    let switch_password = password(
+        "switch",
+        switch.password.clone(),
+        switch.password_file.as_deref(),
         "SKYPOPEN_SWITCH_PASSWORD",
-    )?;
-    let listener_password = secret::resolve(
-        raw.listener.password.clone(),
-        raw.listener.password_file.as_deref(),
+        problems,
+    );
+    let listener_password = password(
+        "listener",
+        listener.password.clone(),
+        listener.password_file.as_deref(),
         "SKYPOPEN_LISTENER_PASSWORD",
-    )?;
-    let audio_ports = validate::port_range("clients.audio_ports", &raw.clients.audio_ports, problems);
+        problems,
+    );
     let unicast_ports =
-        validate::port_range("switch.unicast_ports", &raw.switch.unicast_ports, problems);
-    let listener_allow = validate::allow_list(&raw.listener.allow, problems);
-    validate::media_url(&raw.switch.media_url, problems);
-    validate::log_level(&raw.log.level, problems);
+        validate::port_range("switch.unicast_ports", &switch.unicast_ports, problems);
+    validate::media_url(&switch.media_url, problems);
+    let listener_allow = validate::allow_list(&listener.allow, problems);
+    let audio_ports = validate::port_range("clients.audio_ports", &clients.audio_ports, problems);
+    validate::clients(&clients, problems);
+    validate::listen_addresses(&switch, &listener, &clients, problems);
+    validate::log_level(&log.level, problems);
+
     let builtin = builtin_params();
-    let defaults = raw.defaults.or(&builtin);
-    let interfaces: Vec<InterfaceConfig> = raw
-        .interface
+    let defaults = defaults_params.or(&builtin);
+    let interfaces: Vec<InterfaceConfig> = entries
         .iter()
-        .enumerate()
-        .map(|(index, entry)| resolve_interface(index, entry, &defaults, problems))
+        .filter_map(|entry| resolve_interface(entry, &defaults, problems))
         .collect();
     validate::interfaces(&interfaces, problems);
-    Ok(Settings {
+    validate::credentials(&clients, &interfaces, problems);
+    Settings {
         path: path.to_path_buf(),
-        switch: raw.switch,
+        switch,
         switch_password,
-        listener: raw.listener,
+        listener,
         listener_password,
         listener_allow,
-        clients: raw.clients,
+        clients,
         audio_ports,
         unicast_ports,
-        state: raw.state,
-        log: raw.log,
+        state,
+        log,
         interfaces,
+    }
+}
+
+fn password(
+    section: &str,
+    inline: Option<Secret>,
+    file: Option<&Path>,
+    env_name: &str,
+    problems: &mut Vec<Problem>,
+) -> Secret {
+    secret::resolve(inline, file, env_name).unwrap_or_else(|err| {
+        let message = match err {
+            ConfigError::SecretFile { path, source } => {
+                format!("cannot read {}: {source}", path.display())
+            }
+            other => other.to_string(),
+        };
+        problems.push(Problem::new(format!("{section}.password_file"), message));
+        Secret::new(String::new())
     })
+}
+
+struct InterfaceEntry {
+    index: usize,
+    identity: InterfaceIdentity,
+    params: InterfaceParams,
+}
+
+/// Every `[[interface]]` table, checked key by key. Each entry keeps its index so that
+/// problems name the table the operator wrote.
+fn interface_entries(value: ::config::Value, problems: &mut Vec<Problem>) -> Vec<InterfaceEntry> {
+    let list = match value.kind {
+        ::config::ValueKind::Array(list) => list,
+        _ => {
+            problems.push(Problem::new(
+                "interface",
+                "must be an array of tables, written [[interface]]",
+            ));
+            return Vec::new();
+        }
+    };
+    let identity_keys = schema::field_names::<InterfaceIdentity>();
+    list.into_iter()
+        .enumerate()
+        .filter_map(|(index, value)| {
+            let prefix = format!("interface[{index}]");
+            let table = schema::table_or_problem(&prefix, value, problems)?;
+            let (identity, params): (Tree, Tree) = table
+                .into_iter()
+                .partition(|(k, _)| identity_keys.contains(&k.as_str()));
+            let identity: InterfaceIdentity =
+                schema::section(&prefix, ::config::Value::from(identity), problems)?;
+            let kept =
+                schema::checked_keys::<InterfaceParams>(&prefix, params, identity_keys, problems);
+            let params =
+                InterfaceParams::deserialize(::config::Value::from(kept)).unwrap_or_default();
+            Some(InterfaceEntry {
+                index,
+                identity,
+                params,
+            })
+        })
+        .collect()
 }
 
 /// The original module's defaults (spec 10.2). `skype_user` has none: it is required.
@@ -367,25 +541,34 @@ fn builtin_params() -> InterfaceParams {
 }
 
 fn resolve_interface(
-    index: usize,
     entry: &InterfaceEntry,
     defaults: &InterfaceParams,
     problems: &mut Vec<Problem>,
-) -> InterfaceConfig {
+) -> Option<InterfaceConfig> {
+    let key = |k: &str| format!("interface[{}].{k}", entry.index);
+    let identity = &entry.identity;
+    let missing = [
+        ("id", identity.id.is_none()),
+        ("name", identity.name.is_none()),
+        ("x11_display", identity.x11_display.is_none()),
+    ];
+    for (name, is_missing) in missing {
+        if is_missing {
+            problems.push(Problem::new(key(name), "missing (required)"));
+        }
+    }
     let p = entry.params.or(defaults);
-    let key = |k: &str| format!("interface[{index}].{k}");
-    let skype_user = p.skype_user.unwrap_or_else(|| {
+    if p.skype_user.is_none() {
         problems.push(Problem::new(
             key("skype_user"),
             "missing: set it here or in [defaults]",
         ));
-        String::new()
-    });
-    InterfaceConfig {
-        id: entry.id,
-        name: entry.name.clone(),
-        x11_display: entry.x11_display.clone(),
-        skype_user,
+    }
+    Some(InterfaceConfig {
+        id: identity.id?,
+        name: identity.name.clone()?,
+        x11_display: identity.x11_display.clone()?,
+        skype_user: p.skype_user.unwrap_or_default(),
         dialplan: p.dialplan.unwrap_or_default(),
         context: p.context.unwrap_or_default(),
         destination: p.destination.unwrap_or_default(),
@@ -398,7 +581,25 @@ fn resolve_interface(
             .skype_add_outband_dtmf_also_when_bridged
             .unwrap_or(false),
         auto_authorize: p.auto_authorize.unwrap_or(true),
+    })
+}
+
+/// Accepts `["a", "b"]` or `"a,b"` (an environment variable can only be a string).
+fn list_or_commas<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
     }
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(list) => list,
+        ListOrCommas::Commas(text) => text
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    })
 }
 
 mod defaults {
@@ -449,6 +650,17 @@ mod defaults {
     pub fn xvfb() -> String {
         "Xvfb".into()
     }
+    pub fn xvfb_args() -> Vec<String> {
+        ["-nolisten", "tcp", "-screen", "0", "640x480x24"]
+            .map(String::from)
+            .to_vec()
+    }
+    pub fn ready_timeout_secs() -> u64 {
+        30
+    }
+    pub fn stop_grace_secs() -> u64 {
+        5
+    }
     pub fn state_dir() -> PathBuf {
         PathBuf::from("/var/lib/skypopen")
     }
@@ -489,7 +701,11 @@ mod defaults {
             sim_binary: None,
             command: Vec::new(),
             dbpath_root: None,
+            credentials_dir: None,
             xvfb: xvfb(),
+            xvfb_args: xvfb_args(),
+            ready_timeout_secs: ready_timeout_secs(),
+            stop_grace_secs: stop_grace_secs(),
         }
     }
     pub fn state() -> StateSettings {
@@ -545,7 +761,10 @@ mod tests {
         )
         .unwrap();
         let a = s.interface("a").unwrap();
-        assert_eq!((a.skype_user.as_str(), a.destination.as_str()), ("user1", "9196"));
+        assert_eq!(
+            (a.skype_user.as_str(), a.destination.as_str()),
+            ("user1", "9196")
+        );
         assert_eq!(a.context, "default");
         assert!(!a.silent_mode);
         let b = s.interface("b").unwrap();

@@ -1,12 +1,16 @@
 //! Checks that serde cannot express. Each adds a [`Problem`] naming the key, so that
 //! `skypopen check` can list everything that is wrong at once.
 
-use super::InterfaceConfig;
+use super::locate::Location;
+use super::{ClientKind, ClientsSettings, InterfaceConfig, ListenerSettings, SwitchSettings};
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
+/// One thing wrong with the configuration: where (file and line, or environment variable),
+/// which key, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    pub location: Location,
     pub key: String,
     pub message: String,
 }
@@ -14,6 +18,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
+            location: Location::Unknown,
             key: key.into(),
             message: message.into(),
         }
@@ -22,6 +27,9 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.location != Location::Unknown {
+            write!(f, "{}: ", self.location)?;
+        }
         write!(f, "{}: {}", self.key, self.message)
     }
 }
@@ -76,7 +84,9 @@ pub fn log_level(level: &str, problems: &mut Vec<Problem>) {
     if tracing_subscriber::EnvFilter::try_new(level).is_err() {
         problems.push(Problem::new(
             "log.level",
-            format!("{level:?} is not a valid filter (e.g. \"info\" or \"info,skypopen::skype=debug\")"),
+            format!(
+                "{level:?} is not a valid filter (e.g. \"info\" or \"info,skypopen::skype=debug\")"
+            ),
         ));
     }
 }
@@ -88,7 +98,10 @@ pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
     for (index, iface) in list.iter().enumerate() {
         let key = |k: &str| format!("interface[{index}].{k}");
         if !(1..=63).contains(&iface.id) {
-            problems.push(Problem::new(key("id"), format!("{} is not in 1..=63", iface.id)));
+            problems.push(Problem::new(
+                key("id"),
+                format!("{} is not in 1..=63", iface.id),
+            ));
         }
         if iface.name.is_empty() || iface.name.contains(|c: char| c.is_whitespace() || c == '/') {
             problems.push(Problem::new(
@@ -139,4 +152,94 @@ pub fn is_display(text: &str) -> bool {
 pub fn display_number(text: &str) -> Option<u32> {
     let (_, rest) = text.rsplit_once(':')?;
     rest.split_once('.').map_or(rest, |(n, _)| n).parse().ok()
+}
+
+pub fn clients(clients: &ClientsSettings, problems: &mut Vec<Problem>) {
+    if !clients.embedded_network() && !is_host_port(&clients.network) {
+        problems.push(Problem::new(
+            "clients.network",
+            format!(
+                "{:?} is neither \"embedded\" nor an address HOST:PORT",
+                clients.network
+            ),
+        ));
+    }
+    if clients.ready_timeout_secs == 0 {
+        problems.push(Problem::new(
+            "clients.ready_timeout_secs",
+            "must be at least 1",
+        ));
+    }
+    if clients.kind == ClientKind::Skype && clients.manage {
+        if clients.command.is_empty() {
+            problems.push(Problem::new(
+                "clients.command",
+                "required with kind = \"skype\" and manage = true: the client's command line, \
+                 e.g. [\"/opt/skype/skype\", \"--dbpath={dbpath}\", \"--pipelogin\"]",
+            ));
+        }
+        let wants_dbpath = clients.command.iter().any(|arg| arg.contains("{dbpath}"));
+        if wants_dbpath && clients.dbpath_root.is_none() {
+            problems.push(Problem::new(
+                "clients.dbpath_root",
+                "required: clients.command uses {dbpath}",
+            ));
+        }
+    }
+}
+
+/// `host:port` or `[v6]:port` with a non-empty host and a port number.
+pub fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+    })
+}
+
+/// Two services of the sidecar on one address would fail at bind time, one of them silently
+/// late; say so before starting.
+pub fn listen_addresses(
+    switch: &SwitchSettings,
+    listener: &ListenerSettings,
+    clients: &ClientsSettings,
+    problems: &mut Vec<Problem>,
+) {
+    let mut addresses = vec![
+        ("switch.outbound_listen", switch.outbound_listen),
+        ("switch.media_listen", switch.media_listen),
+        ("listener.listen", listener.listen),
+    ];
+    if clients.manage && clients.kind == ClientKind::Sim && clients.embedded_network() {
+        addresses.push(("clients.network_listen", clients.network_listen));
+    }
+    for (i, (key, address)) in addresses.iter().enumerate() {
+        if let Some((first, _)) = addresses[..i].iter().find(|(_, a)| a == address) {
+            problems.push(Problem::new(
+                *key,
+                format!("{address} is already used by {first}"),
+            ));
+        }
+    }
+}
+
+/// Real clients log in with a password piped on stdin; check now that every account has one,
+/// rather than when the first client starts.
+pub fn credentials(
+    clients: &ClientsSettings,
+    list: &[InterfaceConfig],
+    problems: &mut Vec<Problem>,
+) {
+    if clients.kind != ClientKind::Skype || !clients.manage {
+        return;
+    }
+    for (index, iface) in list.iter().enumerate() {
+        if iface.skype_user.is_empty() {
+            continue;
+        }
+        if let Err(err) = clients.skype_password(&iface.skype_user) {
+            problems.push(Problem::new(
+                format!("interface[{index}].skype_user"),
+                err.to_string(),
+            ));
+        }
+    }
 }

@@ -6,3 +6,4 @@ pub mod inbound;
 pub mod listener;
 pub mod media;
 pub mod outbound;
+pub mod unicast;

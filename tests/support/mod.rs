@@ -1,6 +1,7 @@
 //! Shared by the integration tests: X servers, the emulator's binaries, the FreeSWITCH double.
 #![allow(dead_code)]
 
+pub mod eslcap;
 pub mod fs_double;
 pub mod sim;
 pub mod xvfb;

@@ -49,9 +49,7 @@ impl Xvfb {
             if let Ok(Some(_)) = x.child.try_wait() {
                 return None; // lost a race for this number
             }
-            if Path::new(&socket).exists()
-                && x11rb::connect(Some(&x.display)).is_ok()
-            {
+            if Path::new(&socket).exists() && x11rb::connect(Some(&x.display)).is_ok() {
                 return Some(x);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,0 +1,583 @@
+//! The interfaces as the gateway sees them: state and counters (what `sk list` shows), the
+//! RR / ANY hunt, and exact-name lookups.
+//!
+//! Slots are indexed by the configured interface `id` (1..=63), as in the original module, so
+//! `sk list` rows and the hunt pointer keep their meaning for operators who knew it.
+
+use crate::config::InterfaceConfig;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Number of slots; ids 1..=63 are usable, slot 0 never holds an interface.
+pub const MAX_SLOTS: usize = 64;
+
+/// Interface state, with the labels the original module showed in `sk list` (spec 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfaceState {
+    Idle,
+    Down,
+    Dialing,
+    Up,
+    Ringing,
+    Prering,
+    Double,
+    Selected,
+    HangRequested,
+    PreAnswer,
+    Dead,
+}
+
+impl IfaceState {
+    pub fn label(self) -> &'static str {
+        match self {
+            IfaceState::Idle => "IDLE",
+            IfaceState::Down => "DOWN",
+            IfaceState::Dialing => "DIALING",
+            IfaceState::Up => "UP",
+            IfaceState::Ringing => "RINGING",
+            IfaceState::Prering => "PRERING",
+            IfaceState::Double => "DOUBLE",
+            IfaceState::Selected => "SELECTD",
+            IfaceState::HangRequested => "HANG_RQ",
+            IfaceState::PreAnswer => "PREANSW",
+            IfaceState::Dead => "DEAD",
+        }
+    }
+}
+
+/// The Skype side's progress of the current call, with the original's `CallFlw` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFlow {
+    Idle,
+    IncomingHangup,
+    Finished,
+    Cancelled,
+    Failed,
+    Refused,
+    Ringing,
+    InProgress,
+    Unplaced,
+    Routing,
+    EarlyMedia,
+    RemoteHold,
+}
+
+impl CallFlow {
+    pub fn label(self) -> &'static str {
+        match self {
+            CallFlow::Idle => "IDLE",
+            CallFlow::IncomingHangup => "INC_HNG",
+            CallFlow::Finished => "FNSHED",
+            CallFlow::Cancelled => "CANCLED",
+            CallFlow::Failed => "FAILED",
+            CallFlow::Refused => "REFUSED",
+            CallFlow::Ringing => "RINGING",
+            CallFlow::InProgress => "INPROGRS",
+            CallFlow::Unplaced => "UNPLACD",
+            CallFlow::Routing => "ROUTING",
+            CallFlow::EarlyMedia => "EARLYMD",
+            CallFlow::RemoteHold => "RMTEHOLD",
+        }
+    }
+}
+
+/// Direction of a call, for the per-interface counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// What `sk list` and the hunt know of one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotView {
+    pub id: u32,
+    pub name: String,
+    pub skype_user: String,
+    pub state: IfaceState,
+    pub callflow: CallFlow,
+    /// FreeSWITCH channel uuid of the live call, empty when idle.
+    pub uuid: String,
+    pub ib_calls: u32,
+    pub ib_failed: u32,
+    pub ob_calls: u32,
+    pub ob_failed: u32,
+    /// The API session is up and the client reports itself online (CONNSTATUS).
+    pub available: bool,
+}
+
+impl SlotView {
+    fn new(cfg: &InterfaceConfig) -> Self {
+        SlotView {
+            id: cfg.id,
+            name: cfg.name.clone(),
+            skype_user: cfg.skype_user.clone(),
+            state: IfaceState::Down,
+            callflow: CallFlow::Idle,
+            uuid: String::new(),
+            ib_calls: 0,
+            ib_failed: 0,
+            ob_calls: 0,
+            ob_failed: 0,
+            available: false,
+        }
+    }
+
+    /// Free for a new call: idle and reachable.
+    pub fn is_free(&self) -> bool {
+        self.state == IfaceState::Idle && self.available
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    slots: Vec<Option<SlotView>>,
+    /// Where the next RR hunt starts (the star in `sk list`).
+    next: usize,
+}
+
+/// Shared table of interfaces. Cheap to clone. Critical sections are short and never cross an
+/// `.await`; audio never touches it.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("no interface named {0:?}")]
+    NotFound(String),
+    #[error("interface {name} is busy ({state})")]
+    Busy { name: String, state: &'static str },
+    #[error("interface {0} is not available (client not attached or offline)")]
+    Unavailable(String),
+    #[error("no idle interface")]
+    NoneIdle,
+}
+
+/// An interface reserved for one call. Dropping it without [`Reservation::commit`] puts the
+/// interface back to IDLE, so an error path can never leak a SELECTD interface.
+#[derive(Debug)]
+pub struct Reservation {
+    registry: Registry,
+    id: u32,
+    name: String,
+    /// The state the reservation put the interface in, and rolls back from.
+    held: IfaceState,
+    committed: bool,
+}
+
+impl Reservation {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The call now owns the interface; it must return it with [`Registry::release`].
+    pub fn commit(mut self) -> u32 {
+        self.committed = true;
+        self.id
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.registry.update(self.id, |slot| {
+                if slot.state == self.held {
+                    slot.state = IfaceState::Idle;
+                }
+            });
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry {
+            inner: Arc::new(Mutex::new(Inner {
+                slots: vec![None; MAX_SLOTS],
+                next: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds an interface, or refreshes its name and account if its slot exists (reload).
+    /// Ids outside 1..=63 are refused (config validation reports them).
+    pub fn upsert(&self, cfg: &InterfaceConfig) -> bool {
+        let index = cfg.id as usize;
+        if index == 0 || index >= MAX_SLOTS {
+            return false;
+        }
+        let mut inner = self.lock();
+        match &mut inner.slots[index] {
+            Some(slot) => {
+                slot.name = cfg.name.clone();
+                slot.skype_user = cfg.skype_user.clone();
+            }
+            empty => *empty = Some(SlotView::new(cfg)),
+        }
+        true
+    }
+
+    pub fn remove(&self, id: u32) -> Option<SlotView> {
+        let mut inner = self.lock();
+        inner.slots.get_mut(id as usize).and_then(Option::take)
+    }
+
+    fn update<R>(&self, id: u32, f: impl FnOnce(&mut SlotView) -> R) -> Option<R> {
+        let mut inner = self.lock();
+        inner
+            .slots
+            .get_mut(id as usize)
+            .and_then(Option::as_mut)
+            .map(f)
+    }
+
+    pub fn get(&self, id: u32) -> Option<SlotView> {
+        self.lock().slots.get(id as usize).cloned().flatten()
+    }
+
+    /// Exact name match (the original matched prefixes, so `skype1` could pick `skype10`).
+    pub fn by_name(&self, name: &str) -> Option<SlotView> {
+        self.lock()
+            .slots
+            .iter()
+            .flatten()
+            .find(|s| s.name == name)
+            .cloned()
+    }
+
+    /// Interfaces logged in as `skype_user` (case-insensitive, as Skype names are), in slot order.
+    pub fn by_user(&self, skype_user: &str) -> Vec<SlotView> {
+        self.lock()
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.skype_user.eq_ignore_ascii_case(skype_user))
+            .cloned()
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> Vec<SlotView> {
+        self.lock().slots.iter().flatten().cloned().collect()
+    }
+
+    pub fn set_state(&self, id: u32, state: IfaceState) {
+        self.update(id, |s| s.state = state);
+    }
+
+    pub fn set_callflow(&self, id: u32, callflow: CallFlow) {
+        self.update(id, |s| s.callflow = callflow);
+    }
+
+    pub fn set_uuid(&self, id: u32, uuid: &str) {
+        self.update(id, |s| s.uuid = uuid.to_string());
+    }
+
+    /// The session came up or went down, or the client went online / offline.
+    pub fn set_available(&self, id: u32, available: bool) {
+        self.update(id, |s| {
+            s.available = available;
+            match (available, s.state) {
+                (true, IfaceState::Down | IfaceState::Dead) if s.uuid.is_empty() => {
+                    s.state = IfaceState::Idle;
+                    s.callflow = CallFlow::Idle;
+                }
+                (false, IfaceState::Idle) => s.state = IfaceState::Down,
+                _ => {}
+            }
+        });
+    }
+
+    pub fn count_call(&self, id: u32, direction: Direction) {
+        self.update(id, |s| match direction {
+            Direction::Inbound => s.ib_calls += 1,
+            Direction::Outbound => s.ob_calls += 1,
+        });
+    }
+
+    pub fn count_failure(&self, id: u32, direction: Direction) {
+        self.update(id, |s| match direction {
+            Direction::Inbound => s.ib_failed += 1,
+            Direction::Outbound => s.ob_failed += 1,
+        });
+    }
+
+    /// The call on `id` is over: back to IDLE if the client is still usable, else DOWN.
+    pub fn release(&self, id: u32) {
+        self.update(id, |s| {
+            s.uuid.clear();
+            s.callflow = CallFlow::Idle;
+            s.state = if s.available {
+                IfaceState::Idle
+            } else {
+                IfaceState::Down
+            };
+        });
+    }
+
+    /// RR hunt (spec 9.5): up to 64 steps from the pointer, which advances over every slot it
+    /// looks at, so successive hunts rotate fairly. Accepts a free interface whose account
+    /// differs from `exclude_user` when given (transfers). Marks it SELECTD.
+    pub fn hunt(&self, exclude_user: Option<&str>) -> Result<Reservation, ClaimError> {
+        let mut inner = self.lock();
+        for _ in 0..MAX_SLOTS {
+            let index = inner.next;
+            inner.next = (index + 1) % MAX_SLOTS;
+            let Some(slot) = inner.slots[index].as_mut() else {
+                continue;
+            };
+            let excluded = exclude_user.is_some_and(|u| slot.skype_user.eq_ignore_ascii_case(u));
+            if slot.is_free() && !excluded {
+                slot.state = IfaceState::Selected;
+                let (id, name) = (slot.id, slot.name.clone());
+                drop(inner);
+                return Ok(self.reservation(id, name, IfaceState::Selected));
+            }
+        }
+        Err(ClaimError::NoneIdle)
+    }
+
+    /// Reserve the interface called exactly `name`.
+    pub fn claim(&self, name: &str) -> Result<Reservation, ClaimError> {
+        let mut inner = self.lock();
+        let slot = inner
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ClaimError::NotFound(name.to_string()))?;
+        if !slot.available {
+            return Err(ClaimError::Unavailable(slot.name.clone()));
+        }
+        if slot.state != IfaceState::Idle {
+            return Err(ClaimError::Busy {
+                name: slot.name.clone(),
+                state: slot.state.label(),
+            });
+        }
+        slot.state = IfaceState::Selected;
+        let (id, name) = (slot.id, slot.name.clone());
+        drop(inner);
+        Ok(self.reservation(id, name, IfaceState::Selected))
+    }
+
+    /// Reserve a specific slot for an incoming call (state PRERING instead of SELECTD).
+    pub fn claim_for_ring(&self, id: u32) -> Result<Reservation, ClaimError> {
+        let mut inner = self.lock();
+        let slot = inner
+            .slots
+            .get_mut(id as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| ClaimError::NotFound(format!("#{id}")))?;
+        if !slot.is_free() {
+            return Err(ClaimError::Busy {
+                name: slot.name.clone(),
+                state: slot.state.label(),
+            });
+        }
+        slot.state = IfaceState::Prering;
+        let (id, name) = (slot.id, slot.name.clone());
+        drop(inner);
+        Ok(self.reservation(id, name, IfaceState::Prering))
+    }
+
+    fn reservation(&self, id: u32, name: String, held: IfaceState) -> Reservation {
+        Reservation {
+            registry: self.clone(),
+            id,
+            name,
+            held,
+            committed: false,
+        }
+    }
+
+    /// `sk list` / `sk list full`, in the original module's layout (spec 9.1). The totals line
+    /// counts the configured interfaces (the original printed highest slot + 1 - 1).
+    pub fn render_list(&self, full: bool) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        out.push_str("F ID\t    Name    \tIB (F/T)    OB (F/T)\tState\tCallFlw\t\tUUID\n");
+        out.push_str("= ====\t  ========  \t=======     =======\t======\t============\t======\n");
+        let (mut ib, mut ib_failed, mut ob, mut ob_failed, mut count) = (0, 0, 0, 0, 0);
+        for (index, slot) in inner.slots.iter().enumerate() {
+            let flag = if index == inner.next { '*' } else { ' ' };
+            match slot {
+                Some(s) => {
+                    count += 1;
+                    ib += s.ib_calls;
+                    ib_failed += s.ib_failed;
+                    ob += s.ob_calls;
+                    ob_failed += s.ob_failed;
+                    let _ = writeln!(
+                        out,
+                        "{flag} {index}\t[{:>6}]\t{:>3}/{}\t{:>6}/{}\t{}\t{}\t{}",
+                        s.name,
+                        s.ib_failed,
+                        s.ib_calls,
+                        s.ob_failed,
+                        s.ob_calls,
+                        s.state.label(),
+                        s.callflow.label(),
+                        s.uuid
+                    );
+                }
+                None if full => {
+                    let _ = writeln!(out, "{flag} {index}");
+                }
+                None => {}
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nTotal Interfaces: {count}  IB Calls(Failed/Total): {ib_failed}/{ib}  OB Calls(Failed/Total): {ob_failed}/{ob}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(id: u32, name: &str, user: &str) -> InterfaceConfig {
+        InterfaceConfig {
+            id,
+            name: name.into(),
+            x11_display: format!(":{}", 100 + id),
+            skype_user: user.into(),
+            dialplan: "XML".into(),
+            context: "default".into(),
+            destination: "5000".into(),
+            report_incoming_chatmessages: true,
+            silent_mode: false,
+            write_silence_when_idle: true,
+            setsockopt: false,
+            skype_get_inband_dtmf: false,
+            skype_add_outband_dtmf_also_when_bridged: false,
+            auto_authorize: true,
+        }
+    }
+
+    fn registry(n: u32) -> Registry {
+        let r = Registry::new();
+        for id in 1..=n {
+            r.upsert(&iface(id, &format!("interface{id}"), &format!("user{id}")));
+            r.set_available(id, true);
+        }
+        r
+    }
+
+    #[test]
+    fn rr_hunt_rotates_fairly_over_three_interfaces() {
+        let r = registry(3);
+        let picks: Vec<u32> = (0..9)
+            .map(|_| {
+                let res = r.hunt(None).unwrap();
+                let id = res.commit();
+                r.release(id);
+                id
+            })
+            .collect();
+        assert_eq!(picks, vec![1, 2, 3, 1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn hunt_skips_busy_and_unavailable_and_reports_none_idle() {
+        let r = registry(3);
+        r.set_state(1, IfaceState::Up);
+        r.set_available(2, false);
+        let res = r.hunt(None).unwrap();
+        assert_eq!(res.id(), 3);
+        let _held = res.commit();
+        assert_eq!(r.hunt(None).unwrap_err(), ClaimError::NoneIdle);
+    }
+
+    #[test]
+    fn dropped_reservation_returns_to_idle() {
+        let r = registry(1);
+        {
+            let res = r.hunt(None).unwrap();
+            assert_eq!(r.get(res.id()).unwrap().state, IfaceState::Selected);
+        }
+        assert_eq!(r.get(1).unwrap().state, IfaceState::Idle);
+        {
+            let _ring = r.claim_for_ring(1).unwrap();
+            assert_eq!(r.get(1).unwrap().state, IfaceState::Prering);
+        }
+        assert_eq!(r.get(1).unwrap().state, IfaceState::Idle);
+    }
+
+    #[test]
+    fn names_match_exactly_not_by_prefix() {
+        let r = Registry::new();
+        r.upsert(&iface(1, "skype10", "u"));
+        r.set_available(1, true);
+        assert!(r.by_name("skype1").is_none());
+        assert_eq!(
+            r.claim("skype1").unwrap_err(),
+            ClaimError::NotFound("skype1".into())
+        );
+        assert_eq!(r.claim("skype10").unwrap().id(), 1);
+    }
+
+    #[test]
+    fn transfer_hunt_excludes_the_callers_account() {
+        let r = Registry::new();
+        r.upsert(&iface(1, "a", "user1"));
+        r.upsert(&iface(2, "b", "USER1"));
+        r.upsert(&iface(3, "c", "user3"));
+        for id in 1..=3 {
+            r.set_available(id, true);
+        }
+        assert_eq!(r.hunt(Some("user1")).unwrap().id(), 3);
+    }
+
+    #[test]
+    fn list_layout_matches_the_original() {
+        let r = registry(2);
+        r.count_call(1, Direction::Inbound);
+        r.count_call(1, Direction::Inbound);
+        r.count_failure(1, Direction::Inbound);
+        r.count_call(2, Direction::Outbound);
+        r.set_state(2, IfaceState::Up);
+        r.set_callflow(2, CallFlow::InProgress);
+        r.set_uuid(2, "6f1c");
+        let hunt = r.hunt(None).unwrap(); // moves the star to slot 2
+        drop(hunt);
+        let text = r.render_list(false);
+        let expected = "F ID\t    Name    \tIB (F/T)    OB (F/T)\tState\tCallFlw\t\tUUID\n\
+                        = ====\t  ========  \t=======     =======\t======\t============\t======\n  \
+                        1\t[interface1]\t  1/2\t     0/0\tIDLE\tIDLE\t\n\
+                        * 2\t[interface2]\t  0/0\t     0/1\tUP\tINPROGRS\t6f1c\n\
+                        \nTotal Interfaces: 2  IB Calls(Failed/Total): 1/2  OB Calls(Failed/Total): 0/1\n";
+        assert_eq!(text, expected);
+        let full = r.render_list(true);
+        assert!(full.contains("\n  0\n"), "{full}");
+        assert!(full.contains("\n  63\n"), "{full}");
+    }
+
+    #[test]
+    fn short_names_are_right_aligned_to_six() {
+        let r = Registry::new();
+        r.upsert(&iface(1, "a1", "u"));
+        assert!(r.render_list(false).contains("[    a1]"));
+    }
+}

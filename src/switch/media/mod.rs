@@ -1,0 +1,14 @@
+//! Call audio between FreeSWITCH and the sidecar.
+//!
+//! `audio_fork`: FreeSWITCH's mod_audio_fork (jambonz build, bidirectional streaming) connects
+//! to our websocket server, one connection per call, routed by an unguessable token in the URL
+//! path. Its binary frames are the FreeSWITCH side's voice; we send Skype's voice back as
+//! binary 640-byte frames, paced by the call's media pump.
+
+mod command;
+mod server;
+mod session;
+
+pub use command::{audio_fork_start, audio_fork_stop, fork_url, CommandError, ForkToken};
+pub use server::{ForkError, MediaServer, PendingFork, FORK_PATH_PREFIX, SUBPROTOCOL};
+pub use session::{ForkControl, ForkSession};

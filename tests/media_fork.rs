@@ -1,0 +1,208 @@
+//! The audio fork websocket server over real sockets, against the double's mod_audio_fork
+//! client.
+mod support;
+
+use skypopen::media::Frame;
+use skypopen::switch::media::{ForkError, ForkToken, MediaServer};
+use std::time::Duration;
+use support::fs_double::fork_client::{upgrade, ForkClient, Options, Source};
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn server() -> (MediaServer, CancellationToken) {
+    let cancel = CancellationToken::new();
+    let server = MediaServer::start("127.0.0.1:0".parse().unwrap(), None, cancel.clone())
+        .await
+        .expect("media server starts");
+    (server, cancel)
+}
+
+/// Frame `n` carries the samples n*1000 + 0..320, so order and completeness are checkable.
+fn numbered_samples(frames: usize) -> Vec<i16> {
+    (0..frames)
+        .flat_map(|n| (0..320).map(move |i| ((n * 500) % 30000 + i) as i16))
+        .collect()
+}
+
+fn metadata(token: &ForkToken) -> String {
+    format!("{{\"call\":\"{}\"}}", token.as_str())
+}
+
+#[tokio::test]
+async fn frames_flow_both_ways_in_order_and_complete() {
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    let voice = numbered_samples(50);
+    let client = ForkClient::connect(&url, &metadata(&token), Source::Samples(voice.clone())).await;
+    assert!(
+        client
+            .response
+            .to_ascii_lowercase()
+            .contains("\r\nsec-websocket-protocol: audio.drachtio.org\r\n"),
+        "{}",
+        client.response
+    );
+    let mut session = pending.wait(DEADLINE).await.expect("fork arrives");
+    assert_eq!(session.metadata.as_deref(), Some(metadata(&token).as_str()));
+
+    // FreeSWITCH -> sidecar: every frame, in order.
+    let mut got = Vec::new();
+    while got.len() < voice.len() {
+        let frame = tokio::time::timeout(DEADLINE, session.frames.rx.recv())
+            .await
+            .expect("frame within deadline")
+            .expect("fork still open");
+        got.extend(frame.samples());
+    }
+    assert_eq!(got, voice);
+
+    // Sidecar -> FreeSWITCH: 640-byte binary frames, every one, in order.
+    let back = numbered_samples(40);
+    for chunk in back.chunks(320) {
+        let frame = Frame::from_samples(chunk).unwrap();
+        session
+            .frames
+            .tx
+            .send(frame)
+            .await
+            .expect("fork accepts frames");
+    }
+    let heard = client.wait_samples(back.len(), DEADLINE).await;
+    assert_eq!(heard, back);
+    assert!(client.binary_sizes().iter().all(|&n| n == 640));
+
+    // Hangup: Close 1000 from FreeSWITCH ends the session's frame stream.
+    client.close().await;
+    let end = tokio::time::timeout(DEADLINE, async {
+        while session.frames.rx.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "session saw the close");
+}
+
+#[tokio::test]
+async fn double_size_payloads_are_recut_into_frames() {
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    let voice = numbered_samples(20);
+    let options = Options {
+        frames_per_message: 2,
+        ..Options::default()
+    };
+    let client = ForkClient::connect_with(
+        &url,
+        &metadata(&token),
+        Source::Samples(voice.clone()),
+        options,
+    )
+    .await;
+    let mut session = pending.wait(DEADLINE).await.expect("fork arrives");
+    let mut got = Vec::new();
+    while got.len() < voice.len() {
+        let frame = tokio::time::timeout(DEADLINE, session.frames.rx.recv())
+            .await
+            .expect("frame within deadline")
+            .expect("fork open");
+        got.extend(frame.samples());
+    }
+    assert_eq!(got, voice);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_paths_get_404_before_upgrade() {
+    let (server, _cancel) = server().await;
+    let base = format!("ws://{}", server.local_addr());
+    let known = ForkToken::generate();
+    let (_url, _pending) = server.expect(&known);
+    for path in [
+        format!("/fork/{}", ForkToken::generate().as_str()),
+        "/fork/".to_string(),
+        format!("/{}", known.as_str()),
+        "/".to_string(),
+    ] {
+        let up = upgrade(&format!("{base}{path}"), true).await.unwrap();
+        assert_eq!(up.status(), 404, "{path}: {}", up.response);
+        assert!(up.stream.is_none());
+    }
+    // Refusals do not consume the real expectation.
+    assert_eq!(server.pending(), 1);
+}
+
+#[tokio::test]
+async fn subprotocol_is_selected_only_when_offered() {
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    let options = Options {
+        offer_subprotocol: false,
+        ..Options::default()
+    };
+    let client = ForkClient::connect_with(&url, "{\"e\":1}", Source::Nothing, options).await;
+    assert!(
+        !client
+            .response
+            .to_ascii_lowercase()
+            .contains("sec-websocket-protocol"),
+        "{}",
+        client.response
+    );
+    let session = pending.wait(DEADLINE).await.expect("fork arrives");
+    assert_eq!(session.metadata.as_deref(), Some("{\"e\":1}"));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn pending_fork_times_out_and_its_token_dies_with_it() {
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    match pending.wait(Duration::from_millis(100)).await {
+        Err(ForkError::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(server.pending(), 0);
+    let up = upgrade(&url, true).await.unwrap();
+    assert_eq!(up.status(), 404);
+}
+
+#[tokio::test]
+async fn dropping_the_session_closes_with_1000_and_kill_audio_is_sent() {
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    let client = ForkClient::connect(
+        &url,
+        &metadata(&token),
+        Source::Tone {
+            hz: 440.0,
+            amplitude: 8000.0,
+        },
+    )
+    .await;
+    let session = pending.wait(DEADLINE).await.expect("fork arrives");
+    session.control.kill_audio().expect("control channel open");
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while client.texts().is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(client.texts(), vec![r#"{"type":"killAudio"}"#.to_string()]);
+    drop(session);
+    assert!(client.wait_ended(DEADLINE).await, "server closed the fork");
+    assert_eq!(client.server_close_code(), Some(1000));
+}
+
+#[tokio::test]
+async fn server_shutdown_fails_pending_forks() {
+    let (server, cancel) = server().await;
+    let token = ForkToken::generate();
+    let (_url, pending) = server.expect(&token);
+    cancel.cancel();
+    match pending.wait(DEADLINE).await {
+        Err(ForkError::ServerStopped) => {}
+        other => panic!("expected ServerStopped, got {other:?}"),
+    }
+}
