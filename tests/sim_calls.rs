@@ -136,12 +136,13 @@ async fn in_band_dtmf_from_the_remote_is_detectable() {
     let _client = SimClient::start(&x.display, "user3", &net, &[]);
     let mut api = ApiController::attach(&x.display).await;
     api.handshake("user3").await;
-    net.actl(&["call", "--from", "dave", "--to", "user3", "--dtmf", "1590#"])
-        .await;
+    let r = net.actl(&["call", "--from", "dave", "--to", "user3"]).await;
+    let call = r["call"].as_u64().unwrap().to_string();
     let id = api.ringing().await;
     api.send(&format!("ALTER CALL {id} ANSWER")).await;
     api.expect(&format!("CALL {id} STATUS INPROGRESS")).await;
     let mut ports = AudioPorts::open(&mut api, id).await;
+    net.actl(&["dtmf", &call, "1590#", "--inband"]).await;
     let heard = ports.record(75).await;
     assert_eq!(dsp::detect_dtmf(&heard), "1590#");
 }

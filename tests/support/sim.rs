@@ -205,7 +205,6 @@ pub struct SimClient {
 impl SimClient {
     /// Starts a client and waits until it has published `_SKYPE_INSTANCE` on `display`.
     pub fn start(display: &str, user: &str, network: &SimNetwork, extra: &[&str]) -> SimClient {
-        let before = skype_instance(display);
         let child = Command::new(sim_binary())
             .args(["client", "--display", display, "--user", user, "--network"])
             .arg(network.addr.to_string())
@@ -224,8 +223,9 @@ impl SimClient {
             if let Ok(Some(status)) = c.child.try_wait() {
                 panic!("skype-sim client exited early: {status}");
             }
-            let now = skype_instance(display);
-            if now.is_some() && now != before {
+            // A killed client leaves its property behind, and the X server may hand the next
+            // client the same window id: wait for a property naming a window that exists.
+            if skype_instance(display).is_some_and(|w| window_exists(display, w)) {
                 return c;
             }
             if Instant::now() > deadline {
@@ -251,16 +251,43 @@ impl SimClient {
         None
     }
 
+    /// Stops the client as a crash would (SIGKILL): its `_SKYPE_INSTANCE` stays behind.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the client cleanly (SIGTERM): it withdraws `_SKYPE_INSTANCE` and exits.
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            if self.wait_exit(Duration::from_secs(5)).is_none() {
+                self.kill();
+            }
+        }
         let _ = self.child.wait();
     }
 }
 
 impl Drop for SimClient {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
     }
+}
+
+/// Whether `window` exists on `display`.
+pub fn window_exists(display: &str, window: u32) -> bool {
+    use x11rb::protocol::xproto::ConnectionExt;
+    let Ok((conn, _)) = x11rb::connect(Some(display)) else {
+        return false;
+    };
+    conn.get_window_attributes(window)
+        .ok()
+        .and_then(|c| c.reply().ok())
+        .is_some()
 }
 
 /// The window id in the root property `_SKYPE_INSTANCE` of `display`, if set.
@@ -286,7 +313,8 @@ pub fn skype_instance(display: &str) -> Option<u32> {
     if reply.format != 32 {
         return None;
     }
-    reply.value32()?.next()
+    let window = reply.value32()?.next();
+    window
 }
 
 /// A minimal controller over X11 (the crate's controller link, no session logic): enough to
