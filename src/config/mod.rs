@@ -651,7 +651,9 @@ mod defaults {
         "Xvfb".into()
     }
     pub fn xvfb_args() -> Vec<String> {
-        ["-nolisten", "tcp", "-screen", "0", "640x480x24"]
+        // -noreset: otherwise the server resets, wiping root properties such as
+        // _SKYPE_INSTANCE, whenever its last client disconnects.
+        ["-noreset", "-nolisten", "tcp", "-screen", "0", "640x480x24"]
             .map(String::from)
             .to_vec()
     }

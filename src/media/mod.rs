@@ -8,8 +8,10 @@
 pub mod dsp;
 pub mod frame;
 pub mod jitter;
+pub mod pump;
 pub mod resample;
 pub mod side;
+pub mod tap;
 
 pub use frame::{
     Frame, FrameAssembler, FRAME_BYTES, FRAME_DURATION, SAMPLES_PER_FRAME, SAMPLE_RATE,

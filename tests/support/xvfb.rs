@@ -1,5 +1,6 @@
 //! Tests start their own X servers on free display numbers and stop them when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,28 +12,57 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts `Xvfb` on the first free display number from a per-process pseudo-random base,
-    /// and waits until it accepts connections (its unix socket exists and `-displayfd`
-    /// reported the number).
+    /// Starts `Xvfb` on a free display number that the server picks itself (`-displayfd`):
+    /// it claims the number atomically, so tests starting servers at the same moment, in this
+    /// process or another, never end up sharing one. Returns once the server accepts
+    /// connections.
     pub fn start() -> Xvfb {
-        let base = 200 + (std::process::id() % 500) * 10;
-        for number in base..base + 400 {
-            if Path::new(&format!("/tmp/.X11-unix/X{number}")).exists()
-                || Path::new(&format!("/tmp/.X{number}-lock")).exists()
-            {
-                continue;
-            }
-            if let Some(x) = Self::try_start(number) {
-                return x;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                // Without it the server resets (wiping root properties) whenever its last
+                // client disconnects, e.g. between a probe connection and the test's own.
+                "-noreset",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "640x480x24",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run Xvfb: install the xvfb package (scripts/test.sh does)");
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            // The server writes the number once it is ready; EOF means it failed.
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        match line.trim().parse::<u32>() {
+            Ok(number) => Xvfb {
+                display: format!(":{number}"),
+                number,
+                child,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("Xvfb did not report a display number");
             }
         }
-        panic!("no free X display number found (is Xvfb installed?)");
+    }
+
+    /// Starts `Xvfb` on exactly this display number (e.g. to bring a killed server back).
+    pub fn start_on(number: u32) -> Option<Xvfb> {
+        Self::try_start(number)
     }
 
     fn try_start(number: u32) -> Option<Xvfb> {
         let child = Command::new("Xvfb")
             .arg(format!(":{number}"))
-            .args(["-nolisten", "tcp", "-screen", "0", "640x480x24"])
+            .args(["-noreset", "-nolisten", "tcp", "-screen", "0", "640x480x24"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -100,6 +100,11 @@ const EVENT_NAMES: &[&str] = &[
     "ALL",
 ];
 
+/// Every event type name FreeSWITCH knows, `ALL` included.
+pub fn all_event_names() -> &'static [&'static str] {
+    EVENT_NAMES
+}
+
 /// The canonical spelling of an event type name, or `None` when FreeSWITCH does not know it.
 pub fn canonical_event_name(word: &str) -> Option<&'static str> {
     let word = match word.get(..13) {

@@ -1,7 +1,385 @@
-//! The FreeSWITCH double: a fake switch that speaks inbound ESL, makes outbound `socket`
-//! connections, and plays the audio fork / `unicast` side of calls.
+//! The FreeSWITCH double: a fake switch for integration tests. It serves inbound Event Socket
+//! connections (auth, api, bgapi, events, sendevent), runs `originate ... &socket(...)` and the
+//! `skype/<dest>` dialplan route by connecting to the sidecar's acceptor the way FreeSWITCH's
+//! `socket` application does, obeys the controlled session's commands, and records everything
+//! it received. Its wire behaviour follows the captures in the fixtures (see
+//! `tests/fixtures_replay.rs`).
+//!
+//! Audio is not produced here: a [`MediaHook`] installed with [`FsDouble::set_media_hook`] is
+//! told about `uuid_audio_fork ... start|stop` and `sendmsg unicast`, and gets a
+//! [`ChannelMedia`] to report back (`mod_audio_fork::connect` ...) and to learn of the hangup.
 
+pub mod channel;
+pub mod core;
 pub mod eslcap;
 pub mod fork_client;
+mod inbound;
 pub mod replay;
+mod socket;
 pub mod unicast;
+pub mod wire;
+
+pub use self::channel::Channel;
+pub use self::core::{ForkRequest, Recorded, UnicastRequest};
+
+use self::core::{Deferred, Out, State};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// What the media side of the double does when FreeSWITCH would start streaming audio.
+/// Every method has a default that does nothing.
+pub trait MediaHook: Send + Sync + 'static {
+    /// `uuid_audio_fork <uuid> start <url> ...` was accepted (`+OK Success` already sent).
+    fn fork_start(&self, request: ForkRequest, channel: ChannelMedia) {
+        let _ = (request, channel);
+    }
+    /// `uuid_audio_fork <uuid> stop [bug]`.
+    fn fork_stop(&self, uuid: &str, bug: &str) {
+        let _ = (uuid, bug);
+    }
+    /// `sendmsg` with `call-command: unicast` (`+OK` already sent).
+    fn unicast(&self, request: UnicastRequest, channel: ChannelMedia) {
+        let _ = (request, channel);
+    }
+}
+
+/// A channel as the media hook sees it.
+#[derive(Clone)]
+pub struct ChannelMedia {
+    core: Arc<Core>,
+    uuid: String,
+    rate: u32,
+    ended: CancellationToken,
+}
+
+impl ChannelMedia {
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// The channel's codec rate (L16 at this rate on `unicast`).
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Cancelled when the channel hangs up.
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
+    /// Fires a module CUSTOM event on the channel, e.g. `mod_audio_fork::connect`.
+    pub fn fire_custom(&self, subclass: &str, body: Option<String>) {
+        self.core
+            .with(|st| st.custom_channel_event(&self.uuid, subclass, vec![], body));
+    }
+
+    pub fn hangup(&self, cause: &str) {
+        self.core.with(|st| st.hangup(&self.uuid, cause, false));
+    }
+}
+
+pub struct Core {
+    state: Mutex<State>,
+    password: String,
+    version: watch::Sender<u64>,
+    hook: Mutex<Option<Arc<dyn MediaHook>>>,
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state and wakes everyone waiting for a change.
+    pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let result = f(&mut self.lock());
+        self.version.send_modify(|v| *v += 1);
+        result
+    }
+}
+
+/// A call placed on the double towards the sidecar (`skype/<dest>` route).
+#[derive(Debug, Clone)]
+pub struct DialedCall {
+    /// The leg that runs `socket` (what the sidecar controls), `loopback/skype_<dest>-b`.
+    pub socket_leg: String,
+    /// The calling leg, `loopback/skype_<dest>-a`.
+    pub caller_leg: String,
+}
+
+pub struct FsDouble {
+    core: Arc<Core>,
+    esl_addr: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl FsDouble {
+    /// Listens for inbound ESL on a free loopback port, password `ClueCon`.
+    pub async fn start() -> FsDouble {
+        FsDouble::start_with_password("ClueCon").await
+    }
+
+    pub async fn start_with_password(password: &str) -> FsDouble {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the double's ESL port");
+        FsDouble::start_on(listener, password)
+    }
+
+    /// Serves on an already bound listener (a test that restarts the double on the same port).
+    pub fn start_on(listener: TcpListener, password: &str) -> FsDouble {
+        let esl_addr = listener.local_addr().expect("local addr");
+        let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
+        let (version, _) = watch::channel(0);
+        let core = Arc::new(Core {
+            state: Mutex::new(State::new(deferred_tx)),
+            password: password.to_string(),
+            version,
+            hook: Mutex::new(None),
+        });
+        let cancel = CancellationToken::new();
+        tokio::spawn(inbound::serve(core.clone(), listener, cancel.clone()));
+        tokio::spawn(run_deferred(core.clone(), deferred_rx, cancel.clone()));
+        FsDouble {
+            core,
+            esl_addr,
+            cancel,
+        }
+    }
+
+    pub fn esl_addr(&self) -> SocketAddr {
+        self.esl_addr
+    }
+
+    pub fn set_media_hook(&self, hook: Arc<dyn MediaHook>) {
+        *self.core.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    pub fn recorded(&self) -> Recorded {
+        self.core.lock().recorded.clone()
+    }
+
+    pub fn channel(&self, uuid: &str) -> Option<Channel> {
+        self.core.lock().channels.get(uuid).cloned()
+    }
+
+    pub fn channels(&self) -> Vec<Channel> {
+        self.core.lock().channels.values().cloned().collect()
+    }
+
+    /// Waits until `check` returns something; panics with `what` after `deadline`.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut(&State) -> Option<T>,
+    ) -> T {
+        let mut version = self.core.version.subscribe();
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            if let Some(found) = check(&self.core.lock()) {
+                return found;
+            }
+            if tokio::time::timeout_at(give_up, version.changed())
+                .await
+                .is_err()
+            {
+                panic!("FreeSWITCH double: gave up after {deadline:?} waiting for {what}");
+            }
+        }
+    }
+
+    /// Waits for a channel to hang up; returns its cause.
+    pub async fn wait_hangup(&self, uuid: &str, deadline: Duration) -> String {
+        self.wait_for(&format!("hangup of {uuid}"), deadline, |st| {
+            st.channels.get(uuid).and_then(|c| c.hangup_cause.clone())
+        })
+        .await
+    }
+
+    pub async fn wait_answered(&self, uuid: &str, deadline: Duration) {
+        self.wait_for(&format!("answer of {uuid}"), deadline, |st| {
+            st.channels
+                .get(uuid)
+                .filter(|c| c.is_answered())
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Runs an API command as if typed at the console (not recorded as received).
+    pub fn api(&self, line: &str) -> String {
+        self.core.with(|st| st.api(line))
+    }
+
+    /// Closes every inbound ESL connection at once (FreeSWITCH restarting, say).
+    pub fn drop_inbound_connections(&self) {
+        self.core.with(|st| {
+            let ids: Vec<u64> = st.inbound.drain().collect();
+            for id in ids {
+                if let Some(s) = st.subs.remove(&id) {
+                    let _ = s.tx.send(Out::Close);
+                }
+            }
+        });
+    }
+
+    /// The next inbound `api` command starting with `prefix` gets no reply: the connection is
+    /// closed instead, mid-command.
+    pub fn drop_on_next_api(&self, prefix: &str) {
+        self.core
+            .with(|st| st.drop_on_api = Some(prefix.to_string()));
+    }
+
+    /// `originate` to `loopback/<dest>` fails with `-ERR <cause>`.
+    pub fn fail_destination(&self, dest: &str, cause: &str) {
+        self.core.with(|st| {
+            st.failing_destinations
+                .insert(dest.to_string(), cause.to_string())
+        });
+    }
+
+    /// A call to `skype/<dest>`: the dialplan sets `send_silence_when_idle=-1` and runs
+    /// `socket <sidecar> async full`, which connects to the sidecar's acceptor.
+    pub fn dial_skype(
+        &self,
+        sidecar: SocketAddr,
+        dest: &str,
+        caller_number: &str,
+        caller_name: Option<&str>,
+    ) -> DialedCall {
+        self.dial_route(
+            sidecar,
+            dest,
+            caller_number,
+            caller_name,
+            &[("send_silence_when_idle".to_string(), "-1".to_string())],
+            true,
+        )
+    }
+
+    /// Like [`dial_skype`](Self::dial_skype) with chosen variables and `full` or not.
+    pub fn dial_route(
+        &self,
+        sidecar: SocketAddr,
+        dest: &str,
+        caller_number: &str,
+        caller_name: Option<&str>,
+        variables: &[(String, String)],
+        full: bool,
+    ) -> DialedCall {
+        let (caller_leg, socket_leg) = self.core.with(|st| {
+            let legs = st.dial_route(dest, caller_number, caller_name, variables, sidecar, full);
+            let _ = st.deferred.send(Deferred::Socket {
+                uuid: legs.1.clone(),
+                addr: sidecar,
+                full,
+                is_async: true,
+                after_connect: None,
+            });
+            legs
+        });
+        DialedCall {
+            socket_leg,
+            caller_leg,
+        }
+    }
+
+    /// The far side hangs up (`uuid_kill <uuid> <cause>` from elsewhere).
+    pub fn hangup(&self, uuid: &str, cause: &str) {
+        self.core.with(|st| st.hangup(uuid, cause, false));
+    }
+
+    /// DTMF on the channel itself (`uuid_recv_dtmf`), which its socket receives.
+    pub fn recv_dtmf(&self, uuid: &str, digits: &str) {
+        self.core.with(|st| st.dtmf(uuid, digits, "APP"));
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+        self.drop_inbound_connections();
+    }
+}
+
+impl Drop for FsDouble {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn run_deferred(
+    core: Arc<Core>,
+    mut rx: mpsc::UnboundedReceiver<Deferred>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let job = tokio::select! {
+            _ = cancel.cancelled() => return,
+            job = rx.recv() => match job { Some(j) => j, None => return },
+        };
+        let hook = core.hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match job {
+            Deferred::Socket {
+                uuid,
+                addr,
+                full,
+                is_async,
+                after_connect,
+            } => {
+                tokio::spawn(socket::run_socket(
+                    core.clone(),
+                    uuid,
+                    addr,
+                    full,
+                    is_async,
+                    after_connect,
+                ));
+            }
+            Deferred::CloseAfter {
+                subscriber,
+                uuid,
+                after,
+            } => {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    core.with(|st| st.close_socket(subscriber, &uuid));
+                });
+            }
+            Deferred::ForkStart(request) => {
+                if let Some(hook) = hook {
+                    if let Some(media) = channel_media(&core, &request.uuid) {
+                        hook.fork_start(request, media);
+                    }
+                }
+            }
+            Deferred::ForkStop { uuid, bug } => {
+                if let Some(hook) = hook {
+                    hook.fork_stop(&uuid, &bug);
+                }
+            }
+            Deferred::Unicast(request) => {
+                if let Some(hook) = hook {
+                    if let Some(media) = channel_media(&core, &request.uuid) {
+                        hook.unicast(request, media);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn channel_media(core: &Arc<Core>, uuid: &str) -> Option<ChannelMedia> {
+    let st = core.lock();
+    let c = st.channels.get(uuid)?;
+    Some(ChannelMedia {
+        core: core.clone(),
+        uuid: uuid.to_string(),
+        rate: c.rate,
+        ended: c.ended.clone(),
+    })
+}

@@ -1,0 +1,170 @@
+//! X servers for the clients: reuse one that already answers on the display, else start
+//! Xvfb there. All X calls are blocking (x11rb), so they run on blocking threads.
+
+use super::child::{self, Spec};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+
+#[derive(Debug, thiserror::Error)]
+pub enum XError {
+    #[error(
+        "display {0:?} is not local (\":N\"): cannot start an X server for it, and none answers"
+    )]
+    NotLocal(String),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("X server for {display} exited during start-up ({status})")]
+    Exited { display: String, status: String },
+    #[error("X server for {display} did not accept connections within {seconds} s")]
+    Timeout { display: String, seconds: u64 },
+}
+
+/// The X server an interface's client runs on.
+pub enum XServer {
+    /// Started and owned by the supervisor.
+    Owned(Child),
+    /// Already running when the supervisor came (started by someone else).
+    Foreign,
+}
+
+impl XServer {
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            XServer::Owned(child) => child.id(),
+            XServer::Foreign => None,
+        }
+    }
+}
+
+/// The display number of a local display (`:N`, `:N.S`, `unix:N`).
+pub fn local_number(display: &str) -> Option<u32> {
+    let (host, _) = display.rsplit_once(':')?;
+    if !(host.is_empty() || host == "unix") {
+        return None;
+    }
+    crate::config::validate::display_number(display)
+}
+
+pub fn socket_path(number: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/.X11-unix/X{number}"))
+}
+
+/// Whether an X server accepts connections on `display` (blocking).
+pub fn answers(display: &str) -> bool {
+    x11rb::connect(Some(display)).is_ok()
+}
+
+pub async fn answers_async(display: &str) -> bool {
+    let display = display.to_string();
+    tokio::task::spawn_blocking(move || answers(&display))
+        .await
+        .unwrap_or(false)
+}
+
+/// Reuses a server that answers on `display`, else starts `program :N args...` and waits
+/// (up to `timeout`) until it accepts connections.
+pub async fn ensure(
+    display: &str,
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<XServer, XError> {
+    if answers_async(display).await {
+        return Ok(XServer::Foreign);
+    }
+    let number = local_number(display).ok_or_else(|| XError::NotLocal(display.to_string()))?;
+    let spec = Spec::new(
+        program,
+        std::iter::once(format!(":{number}"))
+            .chain(args.iter().cloned())
+            .collect(),
+    );
+    let mut server = child::spawn(&spec).await.map_err(|source| XError::Spawn {
+        program: program.to_string(),
+        source,
+    })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = server.try_wait() {
+            return Err(XError::Exited {
+                display: display.to_string(),
+                status: child::describe(&status),
+            });
+        }
+        if socket_path(number).exists() && answers_async(display).await {
+            return Ok(XServer::Owned(server));
+        }
+        if Instant::now() >= deadline {
+            child::terminate(&mut server, Duration::from_secs(1)).await;
+            return Err(XError::Timeout {
+                display: display.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What `_SKYPE_INSTANCE` on the display's root window says (spec 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    /// The X server does not answer.
+    NoServer,
+    /// No property, or it names a window that no longer exists (a crashed client's leftover).
+    Absent,
+    Present(u32),
+}
+
+/// Reads `_SKYPE_INSTANCE` and checks that its window exists (blocking).
+pub fn skype_instance(display: &str) -> Instance {
+    let Ok((conn, screen)) = x11rb::connect(Some(display)) else {
+        return Instance::NoServer;
+    };
+    let probe = || -> Result<Instance, Box<dyn std::error::Error>> {
+        let root = conn.setup().roots[screen].root;
+        let atom = conn.intern_atom(true, b"_SKYPE_INSTANCE")?.reply()?.atom;
+        if atom == 0 {
+            return Ok(Instance::Absent);
+        }
+        let reply = conn
+            .get_property(false, root, atom, AtomEnum::ANY, 0, 1)?
+            .reply()?;
+        let window = match reply.value32().and_then(|mut v| v.next()) {
+            Some(window) if reply.format == 32 && reply.value_len == 1 => window,
+            _ => return Ok(Instance::Absent),
+        };
+        Ok(match conn.get_window_attributes(window)?.reply() {
+            Ok(_) => Instance::Present(window),
+            Err(_) => Instance::Absent,
+        })
+    };
+    probe().unwrap_or(Instance::NoServer)
+}
+
+pub async fn skype_instance_async(display: &str) -> Instance {
+    let display = display.to_string();
+    tokio::task::spawn_blocking(move || skype_instance(&display))
+        .await
+        .unwrap_or(Instance::NoServer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_displays_can_be_started() {
+        assert_eq!(local_number(":101"), Some(101));
+        assert_eq!(local_number(":7.0"), Some(7));
+        assert_eq!(local_number("unix:3"), Some(3));
+        assert_eq!(local_number("remote:101"), None);
+        assert_eq!(local_number("101"), None);
+    }
+}
