@@ -246,6 +246,26 @@ async fn a_lost_begin_drops_only_that_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_dropped_and_the_next_one_arrives() {
+    let x = start_xvfb().await;
+    let cancel = CancellationToken::new();
+    let (mut client, endpoint) = start_client(&x.display).await;
+    let mut controller = attached_controller(&x.display, endpoint.window(), &cancel).await;
+    let peer = ping(&controller, &mut client, "GET CHAT x CHATMESSAGES").await;
+
+    let oversize = format!(
+        "CHAT x CHATMESSAGES {}",
+        "1, ".repeat(wire::MAX_MESSAGE_LEN / 3)
+    );
+    assert!(oversize.len() > wire::MAX_MESSAGE_LEN);
+    reply(&client, peer, &oversize, false).await;
+    reply(&client, peer, "PONG", false).await;
+    assert_eq!(expect_message(&mut controller).await, "PONG");
+    cancel.cancel();
+    endpoint.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_follows_the_client_leaving_and_coming_back() {
     let x = start_xvfb().await;
     let cancel = CancellationToken::new();
