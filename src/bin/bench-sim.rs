@@ -98,6 +98,20 @@ fn start_xvfb(children: &mut Children, from: u32) -> Result<(u32, String)> {
     bail!("no free X display")
 }
 
+async fn next_message(
+    events: &mut tokio::sync::mpsc::Receiver<LinkEvent>,
+    wait: Duration,
+) -> Result<String> {
+    loop {
+        match tokio::time::timeout(wait, events.recv()).await {
+            Ok(Some(LinkEvent::Message(m))) => return Ok(m),
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("link closed"),
+            Err(_) => bail!("timed out"),
+        }
+    }
+}
+
 struct CallStats {
     frames_received: usize,
     echo_hz: Option<f64>,
@@ -112,30 +126,20 @@ async fn run_call(
 ) -> Result<CallStats> {
     let mut link = skypopen::skype::x11::spawn_controller_link(&display, stop.clone());
     let wait = Duration::from_secs(30);
-    let mut next = || {
-        let events = &mut link.events;
-        async move {
-            loop {
-                match tokio::time::timeout(wait, events.recv()).await {
-                    Ok(Some(LinkEvent::Message(m))) => return Ok(m),
-                    Ok(Some(_)) => continue,
-                    Ok(None) => bail!("link closed"),
-                    Err(_) => bail!("timed out"),
-                }
-            }
-        }
-    };
     let send = link.outgoing.clone();
     send.send("NAME bench".into()).await?;
     send.send("PROTOCOL 8".into()).await?;
     loop {
-        if next().await?.starts_with("CURRENTUSERHANDLE") {
+        if next_message(&mut link.events, wait)
+            .await?
+            .starts_with("CURRENTUSERHANDLE")
+        {
             break;
         }
     }
     send.send(format!("CALL {target}")).await?;
     let id = loop {
-        let m = next().await?;
+        let m = next_message(&mut link.events, wait).await?;
         if m.ends_with("STATUS UNPLACED") {
             break m.split(' ').nth(1).unwrap_or_default().to_string();
         }
@@ -144,7 +148,7 @@ async fn run_call(
         }
     };
     loop {
-        let m = next().await?;
+        let m = next_message(&mut link.events, wait).await?;
         if m == format!("CALL {id} STATUS INPROGRESS") {
             break;
         }
