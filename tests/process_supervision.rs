@@ -333,3 +333,79 @@ async fn manage_false_supervises_nothing() {
     assert_eq!(handle.add(iface), Err(SupervisorError::NotManaged));
     shut_down(&handle, &cancel).await;
 }
+
+/// Not a test: a minimal sidecar (supervision only) for `children_die_with_a_killed_sidecar`,
+/// printing `RUNNING <pid>` for every client that becomes ready.
+#[test]
+fn standin_sidecar() {
+    let Some(config) = std::env::var_os("SKYPOPEN_STANDIN_SIDECAR") else {
+        return;
+    };
+    let settings = Settings::load(Path::new(&config)).expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let handle = Supervisor::start(&settings, CancellationToken::new());
+        let mut events = handle.subscribe();
+        while let Ok(event) = events.recv().await {
+            if let ClientState::Running { pid } = event.state {
+                println!("RUNNING {pid}");
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_die_with_a_killed_sidecar() {
+    use tokio::io::AsyncBufReadExt as _;
+    let d = free_display();
+    let s = setup(&[d], None);
+    let mut sidecar = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "standin_sidecar",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SKYPOPEN_STANDIN_SIDECAR", &s.settings.path)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the stand-in sidecar");
+    let stdout = sidecar.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let client = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            // The harness may have printed "test standin_sidecar ... " on the same line.
+            if let Some((_, pid)) = line.split_once("RUNNING ") {
+                return pid.trim().parse::<u32>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .expect("a client runs within the deadline")
+    .expect("the stand-in sidecar reported a client");
+    let x = x_server_pid(d).expect("X server lock");
+    assert!(alive(client) && alive(x));
+
+    sidecar.start_kill().expect("SIGKILL the sidecar");
+    let _ = sidecar.wait().await;
+    let gone = async {
+        while alive(client) || alive(x) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, gone)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "children outlived the sidecar: client {} X server {}",
+                alive(client),
+                alive(x)
+            )
+        });
+}

@@ -246,6 +246,26 @@ async fn a_lost_begin_drops_only_that_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_dropped_and_the_next_one_arrives() {
+    let x = start_xvfb().await;
+    let cancel = CancellationToken::new();
+    let (mut client, endpoint) = start_client(&x.display).await;
+    let mut controller = attached_controller(&x.display, endpoint.window(), &cancel).await;
+    let peer = ping(&controller, &mut client, "GET CHAT x CHATMESSAGES").await;
+
+    let oversize = format!(
+        "CHAT x CHATMESSAGES {}",
+        "1, ".repeat(wire::MAX_MESSAGE_LEN / 3)
+    );
+    assert!(oversize.len() > wire::MAX_MESSAGE_LEN);
+    reply(&client, peer, &oversize, false).await;
+    reply(&client, peer, "PONG", false).await;
+    assert_eq!(expect_message(&mut controller).await, "PONG");
+    cancel.cancel();
+    endpoint.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_follows_the_client_leaving_and_coming_back() {
     let x = start_xvfb().await;
     let cancel = CancellationToken::new();
@@ -272,8 +292,11 @@ async fn controller_follows_the_client_leaving_and_coming_back() {
     let peer = ping(&controller, &mut client, "NAME skypopen").await;
     reply(&client, peer, "OK", false).await;
     assert_eq!(expect_message(&mut controller).await, "OK");
+
+    // Dropping the handle is a clean exit too.
+    drop(second);
+    expect_detached(&mut controller, DEADLINE).await;
     cancel.cancel();
-    second.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,6 +457,56 @@ async fn a_link_waits_for_an_x_server_that_is_not_there_yet() {
         other => panic!("expected Attached once the X server is up, got {other:?}"),
     }
     ping(&controller, &mut client, "PING now").await;
+    cancel.cancel();
+    endpoint.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_controller_costs_only_its_own_replies() {
+    let x = start_xvfb().await;
+    let cancel = CancellationToken::new();
+    let (mut client, endpoint) = start_client(&x.display).await;
+    let mut controller = attached_controller(&x.display, endpoint.window(), &cancel).await;
+    let peer = ping(&controller, &mut client, "PING").await;
+
+    // A window id that certainly does not exist any more: created and destroyed, by a
+    // connection that stays open so the server cannot hand the id out again.
+    let display = x.display.clone();
+    let (raw, vanished) = tokio::task::spawn_blocking(move || {
+        let (conn, screen) = x11rb::connect(Some(&display)).expect("connect");
+        let root = conn.setup().roots[screen].root;
+        let window = conn.generate_id().expect("id");
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            window,
+            root,
+            0,
+            0,
+            1,
+            1,
+            0,
+            x11rb::protocol::xproto::WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &Default::default(),
+        )
+        .expect("create")
+        .check()
+        .expect("created");
+        conn.destroy_window(window)
+            .expect("destroy")
+            .check()
+            .expect("destroyed");
+        (conn, window)
+    })
+    .await
+    .expect("raw X client");
+
+    reply(&client, vanished, "CALL 1 STATUS FINISHED", false).await;
+    reply(&client, peer, "PONG", false).await;
+    assert_eq!(expect_message(&mut controller).await, "PONG");
+    let peer_again = ping(&controller, &mut client, "PING again").await;
+    assert_eq!(peer_again, peer);
+    drop(raw);
     cancel.cancel();
     endpoint.shutdown().await;
 }

@@ -1,6 +1,176 @@
 //! The product logic between Skype and FreeSWITCH: interfaces and hunting, calls, chats and
 //! the `sk` command family.
+//!
+//! The gateway knows Skype only through `skype::session` handles and FreeSWITCH only through
+//! `switch::` handles. One actor per interface owns its Skype session's event stream and routes
+//! each call's notifications to that call's task; every call is a task of its own that owns
+//! its FreeSWITCH channel, its audio ports and its timers, so nothing of one call can reach
+//! the next.
 
+pub mod call;
 pub mod causes;
+pub mod chat;
+pub mod commands;
+pub mod dialstring;
+pub mod interface;
+pub mod media_path;
 pub mod originate;
 pub mod registry;
+
+use crate::config::{InterfaceConfig, Settings};
+use crate::shutdown::CancellationToken;
+use crate::skype::audio::PortAllocator;
+use crate::switch::inbound::InboundHandle;
+use crate::switch::media::MediaServer;
+use crate::switch::outbound::ChannelHandle;
+use crate::switch::unicast::UnicastPorts;
+use dashmap::DashMap;
+use interface::InterfaceHandle;
+use registry::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// A call as `sk calls` shows it.
+#[derive(Debug, Clone)]
+pub struct LiveCall {
+    pub uuid: String,
+    pub interface: String,
+    pub skype_call_id: Option<u64>,
+    pub inbound: bool,
+    /// The Skype party: destination of an outbound call, caller of an inbound one.
+    pub remote: String,
+    /// The FreeSWITCH party, as far as the channel tells.
+    pub local: String,
+    pub started: Instant,
+}
+
+/// Who transferred a call to an interface (spec 5.4), so the inbound call that arrives there
+/// can carry `initial_skype_user`.
+#[derive(Debug, Clone)]
+pub(crate) struct TransferNote {
+    pub caller: String,
+    pub initial_skype_user: String,
+    pub at: Instant,
+}
+
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub registry: Registry,
+    pub inbound: InboundHandle,
+    pub media: MediaServer,
+    pub audio_ports: PortAllocator,
+    pub unicast_ports: UnicastPorts,
+    pub interfaces: DashMap<u32, InterfaceHandle>,
+    /// Inbound calls waiting for their `socket` connection, by origination uuid.
+    pub(crate) pending_inbound: DashMap<String, oneshot::Sender<ChannelHandle>>,
+    /// Incoming rings taken by one interface, by (account, caller), so that several
+    /// interfaces logged in as the same account make one FreeSWITCH call of one Skype call.
+    pub(crate) ring_claims: DashMap<(String, String), u32>,
+    pub(crate) transfers: DashMap<u32, TransferNote>,
+    pub live_calls: DashMap<String, LiveCall>,
+    pub chat: chat::ChatService,
+    pub cancel: CancellationToken,
+}
+
+/// Cheap to clone; every task holds one.
+#[derive(Clone)]
+pub struct Gateway(Arc<Shared>);
+
+impl std::ops::Deref for Gateway {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        settings: Arc<Settings>,
+        inbound: InboundHandle,
+        media: MediaServer,
+        cancel: CancellationToken,
+    ) -> Gateway {
+        let audio_ports = PortAllocator::new(settings.audio_ports.clone());
+        let unicast_ports = UnicastPorts::new(settings.unicast_ports.clone());
+        Gateway(Arc::new(Shared {
+            settings,
+            registry: Registry::new(),
+            inbound,
+            media,
+            audio_ports,
+            unicast_ports,
+            interfaces: DashMap::new(),
+            pending_inbound: DashMap::new(),
+            ring_claims: DashMap::new(),
+            transfers: DashMap::new(),
+            live_calls: DashMap::new(),
+            chat: chat::ChatService::default(),
+            cancel,
+        }))
+    }
+
+    /// Starts the interface's X11 link, API session and actor. Replaces nothing: the caller
+    /// checks that the id is free.
+    pub fn add_interface(&self, cfg: InterfaceConfig) {
+        if !self.registry.upsert(&cfg) {
+            warn!(interface = %cfg.name, id = cfg.id, "interface id out of range; not started");
+            return;
+        }
+        let handle = interface::spawn(self.clone(), cfg.clone());
+        info!(interface = %cfg.name, id = cfg.id, display = %cfg.x11_display,
+              skype_user = %cfg.skype_user, "interface started");
+        self.interfaces.insert(cfg.id, handle);
+    }
+
+    /// Stops an interface (its calls end) and forgets it.
+    pub fn remove_interface(&self, id: u32) -> Option<InterfaceConfig> {
+        let (_, handle) = self.interfaces.remove(&id)?;
+        handle.stop.cancel();
+        self.registry.remove(id);
+        Some(handle.cfg)
+    }
+
+    pub fn interface_by_name(&self, name: &str) -> Option<InterfaceHandle> {
+        self.interfaces
+            .iter()
+            .find(|entry| entry.cfg.name == name)
+            .map(|entry| entry.value().clone())
+    }
+
+    /// Consumes the outbound acceptor's channels: inbound calls' sockets go to the call
+    /// waiting for them, everything else is an outbound call to place.
+    pub async fn dispatch_channels(self, mut channels: mpsc::Receiver<ChannelHandle>) {
+        loop {
+            let channel = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                next = channels.recv() => match next {
+                    Some(channel) => channel,
+                    None => return,
+                },
+            };
+            let uuid = channel.uuid().to_string();
+            if channel.data().variable("skypopen_call_id").is_some() {
+                match self.pending_inbound.remove(&uuid) {
+                    Some((_, waiter)) => {
+                        if let Err(channel) = waiter.send(channel) {
+                            warn!(call = %uuid, "inbound call gave up before its socket connected");
+                            tokio::spawn(async move {
+                                let _ = channel.control.hangup("ORIGINATOR_CANCEL").await;
+                            });
+                        }
+                    }
+                    None => {
+                        warn!(call = %uuid, "socket connection for an inbound call nobody waits for; hanging up");
+                        tokio::spawn(async move {
+                            let _ = channel.control.hangup("NORMAL_TEMPORARY_FAILURE").await;
+                        });
+                    }
+                }
+                continue;
+            }
+            tokio::spawn(call::place_outbound(self.clone(), channel));
+        }
+    }
+}

@@ -22,7 +22,6 @@ const WORKING_PROTOCOL: u32 = 7;
 enum Phase {
     Detached,
     Authorizing {
-        attempts: u32,
         /// When the next `NAME`/`PROTOCOL` goes out, once `ERROR 68` was seen.
         retry_at: Option<Instant>,
         /// Give up if the client says nothing at all until then.
@@ -34,8 +33,20 @@ enum Phase {
     },
     Ready {
         user: String,
+        probe: Probe,
+    },
+    /// Ready before, but a keepalive `PING` went unanswered; any message brings it back.
+    Unresponsive {
+        user: String,
     },
     Failed,
+}
+
+/// The keepalive `PING` of a ready session.
+enum Probe {
+    Off,
+    Idle { next: Instant },
+    Waiting { tag: String, deadline: Instant },
 }
 
 pub(super) struct Actor {
@@ -45,6 +56,8 @@ pub(super) struct Actor {
     phase: Phase,
     pending: HashMap<String, oneshot::Sender<Result<Reply, SessionError>>>,
     next_tag: u64,
+    /// `NAME`/`PROTOCOL` rounds sent since the client attached.
+    hello_attempts: u32,
     backlog: VecDeque<SessionEvent>,
     consumer_gone: bool,
 }
@@ -62,6 +75,7 @@ impl Actor {
             phase: Phase::Detached,
             pending: HashMap::new(),
             next_tag: 1,
+            hello_attempts: 0,
             backlog: VecDeque::new(),
             consumer_gone: false,
         }
@@ -124,6 +138,11 @@ impl Actor {
                 retry_at, deadline, ..
             } => Some(retry_at.map_or(*deadline, |retry| retry.min(*deadline))),
             Phase::LoggingIn { deadline } => Some(*deadline),
+            Phase::Ready { probe, .. } => match probe {
+                Probe::Off => None,
+                Probe::Idle { next } => Some(*next),
+                Probe::Waiting { deadline, .. } => Some(*deadline),
+            },
             _ => None,
         }
     }
@@ -220,7 +239,7 @@ impl Actor {
 
     fn ready_user(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Ready { user } => Some(user),
+            Phase::Ready { user, .. } => Some(user),
             _ => None,
         }
     }
@@ -247,18 +266,23 @@ impl Actor {
     }
 
     fn start_handshake(&mut self) {
+        self.hello_attempts = 0;
+        self.enter_authorizing();
+        self.send_hello();
+    }
+
+    fn enter_authorizing(&mut self) {
         self.phase = Phase::Authorizing {
-            attempts: 1,
             retry_at: None,
             deadline: Instant::now() + self.config.login_timeout,
             pending_logged: false,
         };
         self.set_state(SessionState::Authorizing);
-        self.send_hello();
     }
 
     /// `NAME` and `PROTOCOL` back to back, without waiting for `OK` (spec 3.1).
     fn send_hello(&mut self) {
+        self.hello_attempts = self.hello_attempts.saturating_add(1);
         self.write_command(Command::Name(self.config.app_name.clone()));
         self.write_command(Command::Protocol(HANDSHAKE_PROTOCOL));
     }
@@ -297,6 +321,10 @@ impl Actor {
             return;
         }
         let incoming = Incoming::parse(&text);
+        self.revive_if_unresponsive();
+        if self.is_probe_reply(&incoming) {
+            return;
+        }
         // The message goes out before anything it causes (Ready after CURRENTUSERHANDLE).
         let notification = incoming.notification.clone();
         self.route(text, incoming);
@@ -335,7 +363,8 @@ impl Actor {
             Notification::Error { .. } if notification.is_not_authorized() => {
                 self.on_not_authorized()
             }
-            Notification::Ok | Notification::Protocol(_) => {
+            // The reply to NAME. Not PROTOCOL: some clients answer it before authorizing.
+            Notification::Ok => {
                 if matches!(self.phase, Phase::Authorizing { .. }) {
                     self.start_login();
                 }
@@ -360,8 +389,12 @@ impl Actor {
         let limit = self.config.auth_retry_limit;
         let retry_interval = self.config.auth_retry_interval;
         let login_timeout = self.config.login_timeout;
+        let attempts = self.hello_attempts;
+        if matches!(self.phase, Phase::LoggingIn { .. }) {
+            // Authorization withdrawn (or never really given): back to asking for it.
+            self.enter_authorizing();
+        }
         let Phase::Authorizing {
-            attempts,
             retry_at,
             deadline,
             pending_logged,
@@ -373,10 +406,8 @@ impl Actor {
         if retry_at.is_some() {
             return;
         }
-        if *attempts >= limit {
-            let failure = SessionFailure::NotAuthorized {
-                attempts: *attempts,
-            };
+        if attempts >= limit {
+            let failure = SessionFailure::NotAuthorized { attempts };
             self.fail(failure);
             return;
         }
@@ -406,10 +437,13 @@ impl Actor {
         let matches = user.eq_ignore_ascii_case(&self.config.skype_user);
         match &self.phase {
             Phase::Detached | Phase::Authorizing { .. } => {}
-            Phase::Ready { .. } if matches => {}
+            Phase::Ready { .. } | Phase::Unresponsive { .. } if matches => {}
             Phase::LoggingIn { .. } | Phase::Failed if matches => self.become_ready(user),
-            Phase::LoggingIn { .. } | Phase::Ready { .. } | Phase::Failed => {
-                if let Phase::Ready { .. } = self.phase {
+            Phase::LoggingIn { .. }
+            | Phase::Ready { .. }
+            | Phase::Unresponsive { .. }
+            | Phase::Failed => {
+                if let Phase::Ready { .. } | Phase::Unresponsive { .. } = self.phase {
                     self.lose("the client's logged-in user changed");
                 }
                 let failure = SessionFailure::UserMismatch {
@@ -436,8 +470,13 @@ impl Actor {
         if self.config.silent_mode {
             self.write_command(Command::SetSilentMode(true));
         }
+        self.enter_ready(user);
+    }
+
+    fn enter_ready(&mut self, user: &str) {
         self.phase = Phase::Ready {
             user: user.to_owned(),
+            probe: self.idle_probe(),
         };
         self.set_state(SessionState::Ready {
             user: user.to_owned(),
@@ -445,6 +484,65 @@ impl Actor {
         self.emit(SessionEvent::Ready {
             user: user.to_owned(),
         });
+    }
+
+    fn idle_probe(&self) -> Probe {
+        match self.config.keepalive {
+            Some(interval) => Probe::Idle {
+                next: Instant::now() + interval,
+            },
+            None => Probe::Off,
+        }
+    }
+
+    /// The reply to the keepalive `PING` is the session's own business.
+    fn is_probe_reply(&mut self, incoming: &Incoming) -> bool {
+        let Phase::Ready { probe, .. } = &self.phase else {
+            return false;
+        };
+        let Probe::Waiting { tag, .. } = probe else {
+            return false;
+        };
+        if incoming.tag.as_ref() != Some(tag) {
+            return false;
+        }
+        let idle = self.idle_probe();
+        if let Phase::Ready { probe, .. } = &mut self.phase {
+            *probe = idle;
+        }
+        true
+    }
+
+    fn revive_if_unresponsive(&mut self) {
+        if let Phase::Unresponsive { user } = &self.phase {
+            let user = user.clone();
+            info!("client answers again; API session ready");
+            self.enter_ready(&user);
+        }
+    }
+
+    fn send_probe(&mut self) {
+        let tag = self.allocate_tag();
+        // A failed write is caught by the probe's deadline like a lost reply.
+        let _ = self.write(format!("#{tag} {}", Command::Ping));
+        let deadline = Instant::now() + self.config.request_timeout;
+        if let Phase::Ready { probe, .. } = &mut self.phase {
+            *probe = Probe::Waiting { tag, deadline };
+        }
+    }
+
+    fn mark_unresponsive(&mut self) {
+        let Phase::Ready { user, .. } = &self.phase else {
+            return;
+        };
+        let user = user.clone();
+        let failure = SessionFailure::Unresponsive {
+            waited: self.config.request_timeout,
+        };
+        warn!(error = %failure, "client unresponsive");
+        self.phase = Phase::Unresponsive { user };
+        self.set_state(SessionState::Failed(failure.clone()));
+        self.emit(SessionEvent::Error(failure));
     }
 
     fn fail(&mut self, failure: SessionFailure) {
@@ -458,14 +556,11 @@ impl Actor {
         let now = Instant::now();
         match &mut self.phase {
             Phase::Authorizing {
-                attempts,
                 retry_at: Some(retry),
                 ..
             } if *retry <= now => {
-                *attempts += 1;
-                let attempt = *attempts;
                 self.phase_clear_retry();
-                debug!(attempt, "retrying the handshake");
+                debug!(attempt = self.hello_attempts + 1, "retrying the handshake");
                 self.send_hello();
             }
             Phase::Authorizing { deadline, .. } | Phase::LoggingIn { deadline }
@@ -476,6 +571,14 @@ impl Actor {
                 };
                 self.fail(failure);
             }
+            Phase::Ready {
+                probe: Probe::Idle { next },
+                ..
+            } if *next <= now => self.send_probe(),
+            Phase::Ready {
+                probe: Probe::Waiting { deadline, .. },
+                ..
+            } if *deadline <= now => self.mark_unresponsive(),
             _ => {}
         }
     }

@@ -6,7 +6,7 @@ use super::{log_outcome, X11Error};
 use crate::skype::link::{ControllerLink, LinkEvent, LINK_QUEUE};
 use crate::skype::wire::PeerReassembly;
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
@@ -22,6 +22,8 @@ use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, NONE};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A connection that lasted this long resets the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 
 /// Events waiting for the session. While this many are queued the link stops reading X
 /// events (the X server buffers them), but keeps sending, so a session that is itself
@@ -142,9 +144,15 @@ impl Controller {
             };
             let reason = match opened {
                 Ok((x, input)) => {
-                    backoff.reset();
                     warned_unreachable = false;
-                    match self.serve(x, input).await {
+                    let connected_at = Instant::now();
+                    let exit = self.serve(x, input).await;
+                    // Only a connection that held up earns a quick retry; a server that
+                    // accepts and then fails at once is retried as slowly as an absent one.
+                    if connected_at.elapsed() >= STABLE_CONNECTION {
+                        backoff.reset();
+                    }
+                    match exit {
                         Exit::Stop => return,
                         Exit::Lost(reason) => {
                             warn!(%reason, "X connection lost; reconnecting");
@@ -163,24 +171,24 @@ impl Controller {
                 }
             };
             self.detach(format!("X display {} unavailable: {reason}", self.display));
-            if let Exit::Stop = self.pause(backoff.next_delay()).await {
+            if !self.pause(backoff.next_delay()).await {
                 return;
             }
         }
     }
 
     /// Waits out a reconnection delay while still delivering queued events and discarding
-    /// sends, so nobody above blocks on us.
-    async fn pause(&mut self, delay: Duration) -> Exit {
+    /// sends, so nobody above blocks on us. False when the link is to stop.
+    async fn pause(&mut self, delay: Duration) -> bool {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
         loop {
             if !self.events_open && !self.outgoing_open {
-                return Exit::Stop;
+                return false;
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => return Exit::Stop,
-                _ = &mut sleep => return Exit::Lost(String::new()),
+                _ = self.cancel.cancelled() => return false,
+                _ = &mut sleep => return true,
                 permit = self.events.clone().reserve_owned(), if self.events_open && !self.outbox.is_empty() => {
                     self.deliver(permit);
                 }

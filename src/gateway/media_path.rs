@@ -1,0 +1,296 @@
+//! A call's media path: the Skype audio ports on one side, the FreeSWITCH transport (audio
+//! fork websocket or `unicast` UDP) on the other, and the pump between them.
+
+use super::Gateway;
+use crate::config::{InterfaceConfig, MediaMode};
+use crate::media::frame::{Frame, FrameAssembler, FRAME_BYTES};
+use crate::media::pump::{self, PumpConfig, PumpCounters, PumpReport, PumpStop};
+use crate::media::resample::Resampler;
+use crate::media::side::FrameDuplex;
+use crate::shutdown::CancellationToken;
+use crate::skype::api::{CallAction, CallId, Command};
+use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
+use crate::skype::session::SessionHandle;
+use crate::switch::media::{audio_fork_start, audio_fork_stop, ForkToken};
+use crate::switch::outbound::ChannelControl;
+use crate::switch::unicast::{self, UnicastLeg};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn, Instrument};
+
+/// From `uuid_audio_fork ... start` to the websocket connecting.
+const FORK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames queued between the pump and a transport task.
+const TRANSPORT_QUEUE: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("audio ports: {0}")]
+    Audio(#[from] crate::skype::audio::AudioError),
+    #[error("the client refused the audio ports: {0}")]
+    Alter(#[from] crate::skype::session::SessionError),
+    #[error("audio fork: {0}")]
+    Fork(String),
+    #[error("unicast: {0}")]
+    Unicast(String),
+}
+
+/// A running media path. Closing it stops the pump, the ports and the fork.
+pub struct MediaPath {
+    cancel: CancellationToken,
+    pump: Option<JoinHandle<PumpReport>>,
+    audio: Option<AudioGuard>,
+    fork: bool,
+    uuid: String,
+    pub counters: Arc<PumpCounters>,
+}
+
+impl MediaPath {
+    /// Resolves when the pump stopped by itself (a side closed). Cancel-safe.
+    pub async fn stopped(&mut self) -> String {
+        let Some(pump) = self.pump.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = pump.await;
+        self.pump = None;
+        match result {
+            Ok(report) => match report.stop {
+                PumpStop::SkypeClosed => "the Skype client closed its audio".into(),
+                PumpStop::SwitchClosed => "FreeSWITCH closed the media stream".into(),
+                PumpStop::Cancelled => "media stopped".into(),
+            },
+            Err(e) => format!("media pump failed: {e}"),
+        }
+    }
+
+    pub async fn close(mut self, channel: Option<&ChannelControl>) {
+        self.cancel.cancel();
+        if let Some(pump) = self.pump.take() {
+            let _ = pump.await;
+        }
+        if let Some(audio) = self.audio.take() {
+            audio.close().await;
+        }
+        if self.fork {
+            if let Some(channel) = channel.filter(|c| !c.is_hung_up()) {
+                if let Ok(stop) = audio_fork_stop(&self.uuid) {
+                    if let Err(e) = channel.api(&stop).await {
+                        debug!(error = %e, "audio fork stop");
+                    }
+                }
+            }
+        }
+        debug!("media closed");
+    }
+}
+
+/// Binds the audio ports, tells the client, connects FreeSWITCH's side, starts the pump.
+pub async fn open(
+    gw: &Gateway,
+    cfg: &InterfaceConfig,
+    session: &SessionHandle,
+    id: CallId,
+    channel: &ChannelControl,
+) -> Result<MediaPath, MediaError> {
+    let cancel = gw.cancel.child_token();
+    let audio = SkypeAudio::bind(
+        &gw.audio_ports,
+        AudioOptions {
+            setsockopt: cfg.setsockopt,
+        },
+        &cancel,
+    )?;
+    for action in [
+        CallAction::SetInput {
+            port: audio.ports.input,
+        },
+        CallAction::SetOutput {
+            port: audio.ports.output,
+        },
+    ] {
+        session.request(Command::AlterCall { id, action }).await?;
+    }
+    debug!(
+        input = audio.ports.input,
+        output = audio.ports.output,
+        "Skype audio ports sent"
+    );
+    let uuid = channel.uuid().to_string();
+    let silence_var = channel.data().variable("send_silence_when_idle");
+    let mode = match gw.settings.switch.media {
+        MediaMode::Unicast if unicast::silence_when_idle_is_set(silence_var) => {
+            warn!(
+                send_silence_when_idle = silence_var.unwrap_or(""),
+                "channel sets send_silence_when_idle, which chops unicast audio: using the audio fork for this call (install the unicast dialplan, which does not set it)"
+            );
+            MediaMode::AudioFork
+        }
+        mode => mode,
+    };
+    let (switch_side, fork) = match mode {
+        MediaMode::AudioFork => (open_fork(gw, &uuid, channel).await?, true),
+        MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
+    };
+    let counters = Arc::new(PumpCounters::default());
+    let pump = tokio::spawn(
+        pump::run(
+            audio.frames,
+            switch_side,
+            PumpConfig::for_interface(cfg.write_silence_when_idle),
+            Arc::clone(&counters),
+            None,
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
+    info!(?mode, "media flowing");
+    Ok(MediaPath {
+        cancel,
+        pump: Some(pump),
+        audio: Some(audio.guard),
+        fork,
+        uuid,
+        counters,
+    })
+}
+
+async fn open_fork(
+    gw: &Gateway,
+    uuid: &str,
+    channel: &ChannelControl,
+) -> Result<FrameDuplex, MediaError> {
+    let token = ForkToken::generate();
+    let (url, pending) = gw.media.expect(&token);
+    let command =
+        audio_fork_start(uuid, &url, &token).map_err(|e| MediaError::Fork(e.to_string()))?;
+    let reply = channel
+        .api(&command)
+        .await
+        .map_err(|e| MediaError::Fork(e.to_string()))?;
+    if !reply.trim_start().starts_with("+OK") {
+        return Err(MediaError::Fork(format!(
+            "uuid_audio_fork: {}",
+            reply.trim()
+        )));
+    }
+    let fork = pending
+        .wait(FORK_CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| MediaError::Fork(e.to_string()))?;
+    debug!(peer = %fork.peer, "audio fork connected");
+    Ok(fork.frames)
+}
+
+async fn open_unicast(
+    gw: &Gateway,
+    channel: &ChannelControl,
+    cancel: &CancellationToken,
+) -> Result<FrameDuplex, MediaError> {
+    let rate = channel.data().codec_rate().unwrap_or(8000);
+    if rate == 0 || rate % 50 != 0 {
+        return Err(MediaError::Unicast(format!("channel rate {rate} Hz")));
+    }
+    let fs_ip = gw.settings.switch.unicast_ip;
+    let leg = gw
+        .unicast_ports
+        .open(local_ip_towards(fs_ip), fs_ip)
+        .await
+        .map_err(|e| MediaError::Unicast(e.to_string()))?;
+    let headers = leg.sendmsg_headers();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    channel
+        .sendmsg(&headers, None)
+        .await
+        .map_err(|e| MediaError::Unicast(e.to_string()))?;
+    leg.lock_to_freeswitch()
+        .await
+        .map_err(|e| MediaError::Unicast(e.to_string()))?;
+    debug!(local = %leg.local(), freeswitch = %leg.freeswitch(), rate, "unicast started");
+    let (pump_side, transport_side) = FrameDuplex::pair(TRANSPORT_QUEUE);
+    tokio::spawn(run_unicast(leg, rate, transport_side, cancel.clone()).in_current_span());
+    Ok(pump_side)
+}
+
+/// The sidecar listens where FreeSWITCH can reach it: loopback for a local switch, else any.
+fn local_ip_towards(fs_ip: std::net::IpAddr) -> std::net::IpAddr {
+    if fs_ip.is_loopback() {
+        fs_ip
+    } else {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// Moves frames between the pump (16 kHz, 640-byte frames) and FreeSWITCH's UDP port
+/// (channel rate, one datagram per 20 ms frame, sent as soon as the pump offers it, so the
+/// pump's clock paces it).
+async fn run_unicast(leg: UnicastLeg, rate: u32, mut pump: FrameDuplex, cancel: CancellationToken) {
+    let mut to_16k = Resampler::new(rate, 16_000);
+    let mut from_16k = Resampler::new(16_000, rate);
+    let datagram_bytes = unicast::frame_bytes(rate);
+    let mut recv_buf = vec![0u8; 4096];
+    let mut samples_in: Vec<i16> = Vec::with_capacity(1024);
+    let mut resampled: Vec<i16> = Vec::with_capacity(1024);
+    let mut bytes_out: Vec<u8> = Vec::with_capacity(datagram_bytes.max(FRAME_BYTES));
+    let mut assembler = FrameAssembler::new();
+    let mut frames_in = Vec::with_capacity(4);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            received = leg.recv(&mut recv_buf) => {
+                let n = match received {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // ICMP port unreachable surfaces here while FreeSWITCH is not bound yet.
+                        debug!(error = %e, "unicast receive");
+                        continue;
+                    }
+                };
+                samples_in.clear();
+                samples_in.extend(recv_buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+                let wide: &[i16] = match to_16k.as_mut().filter(|r| !r.is_identity()) {
+                    Some(r) => {
+                        resampled.clear();
+                        r.process(&samples_in, &mut resampled);
+                        &resampled
+                    }
+                    None => &samples_in,
+                };
+                bytes_out.clear();
+                bytes_out.extend(wide.iter().flat_map(|s| s.to_le_bytes()));
+                assembler.push(&bytes_out, |frame| frames_in.push(frame));
+                for frame in frames_in.drain(..) {
+                    if pump.tx.try_send(frame).is_err() && pump.tx.is_closed() {
+                        return;
+                    }
+                }
+            }
+            frame = pump.rx.recv() => {
+                let Some(frame) = frame else { break };
+                let narrow = narrow_frame(&frame, from_16k.as_mut(), &mut resampled, &mut bytes_out);
+                if let Err(e) = leg.send(narrow).await {
+                    debug!(error = %e, "unicast send");
+                }
+            }
+        }
+    }
+}
+
+fn narrow_frame<'a>(
+    frame: &Frame,
+    resampler: Option<&mut Resampler>,
+    scratch: &mut Vec<i16>,
+    bytes: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    bytes.clear();
+    match resampler.filter(|r| !r.is_identity()) {
+        Some(r) => {
+            let wide: Vec<i16> = frame.samples().collect();
+            scratch.clear();
+            r.process(&wide, scratch);
+            bytes.extend(scratch.iter().flat_map(|s| s.to_le_bytes()));
+        }
+        None => bytes.extend_from_slice(frame.as_bytes()),
+    }
+    bytes
+}
