@@ -208,7 +208,7 @@ async fn server_shutdown_fails_pending_forks() {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = support::fs_double::eslcap::fixtures_dir().join(name);
+    let path = support::eslcap::fixtures_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
