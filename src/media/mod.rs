@@ -5,6 +5,7 @@
 //! to a [`side::MediaSide`]; the pump moves frames between the Skype side and the switch
 //! side on one 20 ms clock per call.
 
+pub mod dsp;
 pub mod frame;
 pub mod jitter;
 pub mod pump;
