@@ -11,7 +11,6 @@
 
 pub mod channel;
 pub mod core;
-pub mod eslcap;
 pub mod fork_client;
 mod inbound;
 pub mod replay;

@@ -6,7 +6,7 @@
 //! send are skipped with their output. An `event-uuid` the sidecar chose replaces the one in the
 //! capture (same length, so Content-Length values stay right).
 
-use super::eslcap::{first_word, header_lines, Dir, Record};
+use crate::support::eslcap::{Direction, Record};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,7 +34,7 @@ pub async fn replay_socket(target: SocketAddr, records: Vec<Record>) -> std::io:
         // Find the capture's next command with the same first word.
         let Some(found) = records[cursor..]
             .iter()
-            .position(|r| r.dir == Dir::ClientToServer && r.command_word() == word)
+            .position(|r| r.direction == Direction::ClientToServer && first_word(&r.data) == word)
             .map(|i| i + cursor)
         else {
             // Not in the capture: a real FreeSWITCH would still answer something; stay silent
@@ -42,24 +42,24 @@ pub async fn replay_socket(target: SocketAddr, records: Vec<Record>) -> std::io:
             continue;
         };
         for skipped in &records[cursor..found] {
-            if skipped.dir == Dir::ClientToServer {
+            if skipped.direction == Direction::ClientToServer {
                 log.skipped.push(skipped.text());
             }
         }
         let substitution = event_uuid(&records[found].data).zip(event_uuid(&command));
         cursor = found + 1;
-        while cursor < records.len() && records[cursor].dir != Dir::ClientToServer {
+        while cursor < records.len() && records[cursor].direction != Direction::ClientToServer {
             let record = &records[cursor];
             cursor += 1;
-            match record.dir {
-                Dir::ServerToClient => {
+            match record.direction {
+                Direction::ServerToClient => {
                     let mut bytes = record.data.clone();
                     if let Some((old, new)) = &substitution {
                         replace_all(&mut bytes, old.as_bytes(), new.as_bytes());
                     }
                     stream.write_all(&bytes).await?;
                 }
-                Dir::Eof => {
+                Direction::Eof => {
                     stream.shutdown().await?;
                     log.finished = true;
                     return Ok(log);
@@ -140,4 +140,23 @@ fn header_end(buf: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// The first word of a command, lowercased (`sendmsg`, `api`, ...).
+pub fn first_word(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.split(char::is_whitespace)
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Header lines of one wire message (up to the blank line), as (name, raw value) pairs.
+pub fn header_lines(message: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\n\n").next().unwrap_or("");
+    head.lines()
+        .filter_map(|l| l.split_once(": ").or_else(|| l.split_once(':')))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

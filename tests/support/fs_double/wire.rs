@@ -1,7 +1,11 @@
 //! What the double writes on the wire, byte-compatible with FreeSWITCH 1.10.12: URL encoding,
 //! plain/JSON event bodies, replies and notices.
+//! The framing and rendering come from the sidecar's own codec (`skypopen::switch::esl`),
+//! with FreeSWITCH's lossy percent rule; only the session notices are built here.
 
-pub const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+use skypopen::switch::esl::{self, reply, PercentMode};
+
+pub use reply::GOODBYE;
 
 /// One event: headers in order (values raw, not encoded) and an optional body.
 #[derive(Debug, Clone, Default)]
@@ -22,16 +26,15 @@ impl Event {
         self.header("Event-Name").unwrap_or("")
     }
 
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        match self
-            .headers
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
-            Some((_, v)) => *v = value,
-            None => self.headers.push((name.to_string(), value)),
+    fn to_esl(&self) -> esl::Event {
+        let mut event = esl::Event::new();
+        for (name, value) in &self.headers {
+            event.push_header(name.as_str(), value.as_str());
         }
+        if let Some(body) = &self.body {
+            event.set_body(body.as_str());
+        }
+        event
     }
 }
 
@@ -41,139 +44,45 @@ pub enum Format {
     Json,
 }
 
-/// FreeSWITCH's `switch_url_encode`: unsafe bytes become `%XX`; a `%` already followed by
-/// two uppercase hex digits is kept (FreeSWITCH does not double-encode).
+/// FreeSWITCH's `switch_url_encode` (a `%XX` already there is kept); empty → `_undef_`.
 pub fn url_encode(value: &str) -> String {
-    const UNSAFE: &[u8] = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
-    let bytes = value.as_bytes();
-    let mut out = String::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let already_encoded = b == b'%'
-            && bytes.len() > i + 2
-            && is_upper_hex(bytes[i + 1])
-            && is_upper_hex(bytes[i + 2]);
-        if already_encoded || ((0x20..=0x7e).contains(&b) && !UNSAFE.contains(&b)) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-        i += 1;
+    let encoded = esl::url_encode(value, PercentMode::KeepEncoded);
+    if encoded.is_empty() {
+        esl::encode::UNDEF.to_string()
+    } else {
+        encoded
     }
-    if out.is_empty() {
-        return "_undef_".to_string();
-    }
-    out
-}
-
-fn is_upper_hex(b: u8) -> bool {
-    b.is_ascii_digit() || (b'A'..=b'F').contains(&b)
 }
 
 pub fn url_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// The body of a `text/event-plain` message.
-pub fn plain_payload(event: &Event) -> String {
-    let mut payload = String::new();
-    for (name, value) in &event.headers {
-        payload.push_str(name);
-        payload.push_str(": ");
-        payload.push_str(&url_encode(value));
-        payload.push('\n');
-    }
-    match &event.body {
-        Some(body) => {
-            payload.push_str(&format!("Content-Length: {}\n\n", body.len()));
-            payload.push_str(body);
-        }
-        None => payload.push('\n'),
-    }
-    payload
-}
-
-pub fn json_payload(event: &Event) -> String {
-    let mut out = String::from("{");
-    let mut first = true;
-    let mut push = |out: &mut String, k: &str, v: &str| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&serde_json::Value::String(k.to_string()).to_string());
-        out.push(':');
-        out.push_str(&serde_json::Value::String(v.to_string()).to_string());
-    };
-    for (name, value) in &event.headers {
-        push(&mut out, name, value);
-    }
-    if let Some(body) = &event.body {
-        push(&mut out, "Content-Length", &body.len().to_string());
-        push(&mut out, "_body", body);
-    }
-    out.push('}');
-    out
+    esl::url_decode(value)
 }
 
 pub fn render_event(event: &Event, format: Format) -> Vec<u8> {
-    let (payload, content_type) = match format {
-        Format::Plain => (plain_payload(event), "text/event-plain"),
-        Format::Json => (json_payload(event), "text/event-json"),
-    };
-    format!(
-        "Content-Length: {}\nContent-Type: {content_type}\n\n{payload}",
-        payload.len()
-    )
-    .into_bytes()
+    let event = event.to_esl();
+    match format {
+        Format::Plain => esl::event::wrap_event_payload(
+            esl::EventFormat::Plain,
+            &event.plain_payload(PercentMode::KeepEncoded),
+        ),
+        Format::Json => event.render(esl::EventFormat::Json),
+    }
 }
 
 pub fn command_reply(text: &str) -> Vec<u8> {
-    format!("Content-Type: command/reply\nReply-Text: {text}\n\n").into_bytes()
+    reply::command_reply(text)
 }
 
 pub fn command_reply_with(text: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = format!("Content-Type: command/reply\nReply-Text: {text}\n");
-    for (k, v) in extra {
-        out.push_str(&format!("{k}: {v}\n"));
-    }
-    out.push('\n');
-    out.into_bytes()
+    reply::command_reply_with(text, extra)
 }
 
 pub fn api_response(body: &str) -> Vec<u8> {
-    format!(
-        "Content-Type: api/response\nContent-Length: {}\n\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    reply::api_response(body)
 }
 
 pub fn disconnect_notice() -> Vec<u8> {
-    format!(
-        "Content-Type: text/disconnect-notice\nContent-Length: {}\n\n{GOODBYE}",
-        GOODBYE.len()
-    )
-    .into_bytes()
+    reply::disconnect_notice(GOODBYE)
 }
 
 pub fn session_disconnect_notice(uuid: &str) -> Vec<u8> {
