@@ -108,7 +108,8 @@ async fn chats_both_ways_and_unseen_messages_survive_a_client_restart() {
         .actl(&["chat", "--from", "alice", "--to", "user3", "--text", text])
         .await;
     let mid = m["message"].as_u64().unwrap();
-    api.expect(&format!("CHATMESSAGE {mid} STATUS RECEIVED")).await;
+    api.expect(&format!("CHATMESSAGE {mid} STATUS RECEIVED"))
+        .await;
     for prop in ["TYPE", "CHATNAME", "FROM_HANDLE", "FROM_DISPNAME", "BODY"] {
         api.send(&format!("GET CHATMESSAGE {mid} {prop}")).await;
     }
@@ -117,7 +118,8 @@ async fn chats_both_ways_and_unseen_messages_survive_a_client_restart() {
         l.starts_with(&format!("CHATMESSAGE {mid} CHATNAME #"))
     })
     .await;
-    api.expect(&format!("CHATMESSAGE {mid} FROM_HANDLE alice")).await;
+    api.expect(&format!("CHATMESSAGE {mid} FROM_HANDLE alice"))
+        .await;
     api.expect(&format!("CHATMESSAGE {mid} FROM_DISPNAME Alice Liddell"))
         .await;
     api.expect(&format!("CHATMESSAGE {mid} BODY {text}")).await;
@@ -190,7 +192,15 @@ async fn dropped_begin_chunks_lose_exactly_the_faulted_messages() {
     // (long enough for several chunks) never reaches the controller, but the message exists.
     net.actl(&["fault", "user1", "drop-begin", "1"]).await;
     let m = net
-        .actl(&["chat", "--from", "bob", "--to", "user1", "--text", "lost note"])
+        .actl(&[
+            "chat",
+            "--from",
+            "bob",
+            "--to",
+            "user1",
+            "--text",
+            "lost note",
+        ])
         .await["message"]
         .as_u64()
         .unwrap();
@@ -221,7 +231,9 @@ async fn audio_connect_faults_delay_and_missing() {
     let mut ports = AudioPorts::open(&mut slow, id).await;
     assert!(started.elapsed() >= Duration::from_millis(700));
     let heard = ports.tone_and_record(1000.0, 25).await;
-    assert!(skypopen::media::dsp::summarize(&heard).frequency_hz.is_some());
+    assert!(skypopen::media::dsp::summarize(&heard)
+        .frequency_hz
+        .is_some());
 
     let mut none = ApiController::attach(&x2.display).await;
     none.handshake("user2").await;

@@ -21,7 +21,8 @@ async fn echo123_returns_the_tone_through_the_audio_ports() {
     api.expect(&format!("CALL {id} STATUS RINGING")).await;
     api.expect(&format!("CALL {id} STATUS INPROGRESS")).await;
     let mut ports = AudioPorts::open(&mut api, id).await;
-    api.expect(&format!("CALL {id} VAA_INPUT_STATUS TRUE")).await;
+    api.expect(&format!("CALL {id} VAA_INPUT_STATUS TRUE"))
+        .await;
     let heard = ports.tone_and_record(880.0, 100).await;
     let f = frequency(&heard);
     assert!((f - 880.0).abs() < 8.8, "echo came back at {f} Hz");
@@ -161,7 +162,8 @@ async fn two_clients_call_each_other_with_audio_both_ways() {
     let inc = two.ringing().await;
     one.expect(&format!("CALL {out} STATUS RINGING")).await;
     two.send(&format!("GET CALL {inc} PARTNER_HANDLE")).await;
-    two.expect(&format!("CALL {inc} PARTNER_HANDLE user1")).await;
+    two.expect(&format!("CALL {inc} PARTNER_HANDLE user1"))
+        .await;
     two.send(&format!("ALTER CALL {inc} ANSWER")).await;
     two.expect(&format!("CALL {inc} STATUS INPROGRESS")).await;
     one.expect(&format!("CALL {out} STATUS INPROGRESS")).await;
@@ -221,7 +223,8 @@ async fn unanswered_incoming_call_is_missed_and_transfer_rings_the_target() {
 
     net.actl(&["call", "--from", "bob", "--to", "user6"]).await;
     let id = six.ringing().await;
-    six.send(&format!("ALTER CALL {id} TRANSFER nobody_here")).await;
+    six.send(&format!("ALTER CALL {id} TRANSFER nobody_here"))
+        .await;
     six.wait("ERROR 592", |m| m.starts_with("ERROR 592")).await;
     six.send(&format!("ALTER CALL {id} TRANSFER user7")).await;
     six.expect(&format!("CALL {id} STATUS TRANSFERRING")).await;

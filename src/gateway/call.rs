@@ -226,6 +226,19 @@ impl Call {
         Ok(())
     }
 
+    /// Channel variables as the original module set them (`skype_user`, ...), so the
+    /// dialplan and CDRs can tell which account carried the call. Values come from our
+    /// configuration or are numeric ids, never from Skype.
+    async fn set_channel_var(&self, name: &str, value: &str) {
+        let Some(channel) = &self.channel else { return };
+        if let Err(e) = channel
+            .execute("set", Some(&format!("{name}={value}")))
+            .await
+        {
+            debug!(%name, error = %e, "cannot set channel variable");
+        }
+    }
+
     /// DTMF from the FreeSWITCH channel goes to Skype as `SET CALL <id> DTMF <d>`.
     fn dtmf_to_skype(&self, digit: char) {
         let Some(id) = self.skype_call else { return };
@@ -409,6 +422,9 @@ pub(crate) async fn run_outbound(call: Outbound) {
             .count_call(call.id(), Direction::Outbound);
         call.set_state(IfaceState::Dialing, CallFlow::Unplaced);
         call.publish(destination.as_str());
+        let (user, name) = (call.ctx.cfg.skype_user.clone(), call.ctx.cfg.name.clone());
+        call.set_channel_var("skype_user", &user).await;
+        call.set_channel_var("skypopen_interface", &name).await;
         let ended = outbound_flow(&mut call, destination, &mut inbox).await;
         call.finish(ended).await;
     }
@@ -447,6 +463,8 @@ async fn outbound_flow(
     };
     call.skype_call = Some(id);
     call.publish(destination.as_str());
+    call.set_channel_var("skypopen_call_id", &id.to_string())
+        .await;
     info!(skype_call = %id, "Skype call placed");
 
     let setup = tokio::time::sleep(SETUP_TIMEOUT);

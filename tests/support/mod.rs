@@ -4,4 +4,5 @@
 pub mod eslcap;
 pub mod fs_double;
 pub mod sim;
+pub mod stack;
 pub mod xvfb;

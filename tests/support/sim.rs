@@ -87,14 +87,14 @@ impl SimNetwork {
 
 /// Short ring timeout and bot delays, so tests run quickly.
 pub const TEST_TIMINGS: &[&str] = &[
-            "--ring-timeout-ms",
-            "3000",
-            "--bot-answer-ms",
-            "200",
-            "--pstn-answer-ms",
-            "600",
-            "--routing-ms",
-            "30",
+    "--ring-timeout-ms",
+    "3000",
+    "--bot-answer-ms",
+    "200",
+    "--pstn-answer-ms",
+    "600",
+    "--routing-ms",
+    "30",
     "--ringing-ms",
     "30",
 ];
@@ -453,12 +453,16 @@ impl AudioPorts {
         let pout = output.local_addr().unwrap().port();
         api.send(&format!("ALTER CALL {call} SET_INPUT PORT=\"{pin}\""))
             .await;
-        api.send(&format!("#output ALTER CALL {call} SET_OUTPUT PORT=\"{pout}\""))
-            .await;
+        api.send(&format!(
+            "#output ALTER CALL {call} SET_OUTPUT PORT=\"{pout}\""
+        ))
+        .await;
         api.expect(&format!("ALTER CALL {call} SET_INPUT PORT=\"{pin}\""))
             .await;
-        api.expect(&format!("#output ALTER CALL {call} SET_OUTPUT PORT=\"{pout}\""))
-            .await;
+        api.expect(&format!(
+            "#output ALTER CALL {call} SET_OUTPUT PORT=\"{pout}\""
+        ))
+        .await;
         let accept = async {
             let (a, _) = input.accept().await.unwrap();
             let (b, _) = output.accept().await.unwrap();
