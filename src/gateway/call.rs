@@ -7,7 +7,7 @@
 //! into the dialplan with a `socket` back to us; when that socket connects (FreeSWITCH has
 //! answered) the Skype call is answered and the media path opens.
 
-use super::causes::{HangupCause, SkypeOutcome};
+use super::causes::{HangupCause, SkypeOutcome, FAILURE_MISC};
 use super::dialstring::{self, Pick};
 use super::interface::{CallDone, InterfaceRequest};
 use super::media_path::{self, MediaPath};
@@ -17,7 +17,7 @@ use super::{Gateway, LiveCall};
 use crate::config::{InterfaceConfig, MediaMode};
 use crate::skype::api::{
     self, CallAction, CallEvent, CallId, CallProperty, CallStatus, Command, Handle, Incoming,
-    Notification,
+    Notification, ProfileProperty,
 };
 use crate::skype::session::{SessionError, SessionHandle};
 use crate::switch::outbound::{ChannelControl, ChannelEvent, ChannelHandle};
@@ -522,6 +522,7 @@ async fn on_outbound_status(
 ) -> Option<Ended> {
     debug!(%status, "Skype call status");
     if let Some(outcome) = terminal_outcome(&status, call.failure_reason) {
+        let outcome = refine_pstn_failure(call, outcome).await;
         return Some(Ended::BySkype(outcome));
     }
     let channel = call.channel.clone()?;
@@ -575,6 +576,37 @@ async fn on_outbound_status(
         other => debug!(status = %other, "status ignored"),
     }
     None
+}
+
+/// A SkypeOut call that FAILED with no specific reason: the client tells no "no credit"
+/// code, so the balance decides whether the call was barred for want of credit.
+async fn refine_pstn_failure(call: &Call, outcome: SkypeOutcome) -> SkypeOutcome {
+    let SkypeOutcome::Failed { reason } = outcome else {
+        return outcome;
+    };
+    let is_pstn = call
+        .ctx
+        .gw
+        .live_calls
+        .get(&call.uuid)
+        .is_some_and(|c| c.remote.starts_with('+'));
+    if !is_pstn || !matches!(reason, None | Some(FAILURE_MISC)) {
+        return outcome;
+    }
+    let balance = call
+        .ctx
+        .session
+        .request(Command::GetProfile(ProfileProperty::PstnBalance))
+        .await
+        .ok()
+        .and_then(|reply| reply.pstn_balance());
+    match balance {
+        Some(cents) if cents <= 0 => {
+            info!(balance = cents, "SkypeOut call failed without credit");
+            SkypeOutcome::NoCredit
+        }
+        _ => outcome,
+    }
 }
 
 /// The FreeSWITCH side's events during the call.

@@ -59,7 +59,7 @@ pub struct StackSpec {
     pub defaults: String,
     /// Extra TOML for `[switch]`.
     pub switch: String,
-    /// Extra `skype-sim network` flags after the test timings.
+    /// `skype-sim network` flags instead of the test timings, when not empty.
     pub network_args: Vec<String>,
 }
 
@@ -166,8 +166,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(spec: StackSpec) -> Stack {
-        let mut net_args: Vec<&str> = super::sim::TEST_TIMINGS.to_vec();
-        net_args.extend(spec.network_args.iter().map(String::as_str));
+        let net_args: Vec<&str> = if spec.network_args.is_empty() {
+            super::sim::TEST_TIMINGS.to_vec()
+        } else {
+            spec.network_args.iter().map(String::as_str).collect()
+        };
         let net = SimNetwork::start_with(&net_args);
         let mut displays = Vec::new();
         let mut clients = Vec::new();
@@ -253,6 +256,7 @@ impl Stack {
             .arg(&config)
             .arg("run")
             .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
