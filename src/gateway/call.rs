@@ -10,7 +10,7 @@
 use super::causes::{HangupCause, SkypeOutcome, FAILURE_MISC};
 use super::dialstring::{self, Pick};
 use super::interface::{CallDone, InterfaceRequest};
-use super::media_path::{self, MediaPath};
+use super::media_path::{self, MediaEvent, MediaPath};
 use super::originate::InboundOriginate;
 use super::registry::{CallFlow, ClaimError, Direction, IfaceState, Reservation};
 use super::{Gateway, LiveCall};
@@ -31,6 +31,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 const RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// From `ALTER CALL <id> ANSWER` to `STATUS INPROGRESS`.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Digits waiting to be sent to Skype on one call.
+const DTMF_QUEUE: usize = 32;
 /// From `originate` to the `socket` connection (the dialplan answered).
 const ORIGINATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -161,6 +163,8 @@ struct Call {
     answered: bool,
     failure_reason: Option<u32>,
     ring_claim: Option<(String, String)>,
+    /// Feeds the task that sends this call's DTMF to Skype, one digit after the other.
+    dtmf_out: Option<mpsc::Sender<Command>>,
 }
 
 /// How the call ended, and which side still needs telling.
@@ -219,9 +223,17 @@ impl Call {
         let (Some(id), Some(channel)) = (self.skype_call, self.channel.clone()) else {
             return Err("media before the call is known on both sides".into());
         };
-        let media = media_path::open(&self.ctx.gw, &self.ctx.cfg, &self.ctx.session, id, &channel)
-            .await
-            .map_err(|e| e.to_string())?;
+        let inband = self.flag("skype_get_inband_dtmf", self.ctx.cfg.skype_get_inband_dtmf);
+        let media = media_path::open(
+            &self.ctx.gw,
+            &self.ctx.cfg,
+            &self.ctx.session,
+            id,
+            &channel,
+            inband,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.media = Some(media);
         Ok(())
     }
@@ -240,24 +252,64 @@ impl Call {
     }
 
     /// DTMF from the FreeSWITCH channel goes to Skype as `SET CALL <id> DTMF <d>`.
-    fn dtmf_to_skype(&self, digit: char) {
+    fn dtmf_to_skype(&mut self, digit: char) {
         let Some(id) = self.skype_call else { return };
-        match Command::dtmf(id, digit) {
-            Ok(cmd) => {
-                let session = self.ctx.session.clone();
-                // Tagged, so the client's echo is a reply and never loops back as remote DTMF.
-                tokio::spawn(
-                    async move {
+        let cmd = match Command::dtmf(id, digit) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                info!(%digit, error = %e, "DTMF digit Skype cannot carry; dropped");
+                return;
+            }
+        };
+        // One sender per call keeps the digits in order; each is tagged, so the client's
+        // echo is a reply and never loops back as a remote key press.
+        let queue = self.dtmf_out.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<Command>(DTMF_QUEUE);
+            let session = self.ctx.session.clone();
+            tokio::spawn(
+                async move {
+                    while let Some(cmd) = rx.recv().await {
                         if let Err(e) = session.request(cmd).await {
                             debug!(error = %e, "DTMF to Skype not confirmed");
                         }
                     }
-                    .in_current_span(),
-                );
-                debug!(%digit, "DTMF to Skype");
-            }
-            Err(e) => info!(%digit, error = %e, "DTMF digit Skype cannot carry; dropped"),
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        match queue.try_send(cmd) {
+            Ok(()) => debug!(%digit, "DTMF to Skype"),
+            Err(_) => warn!(%digit, "DTMF to Skype dropped: the client is not keeping up"),
         }
+    }
+
+    /// A per-call switch: the channel variable when the channel sets it, else the interface's
+    /// setting. Booleans as the original read them: `true` or `1`.
+    fn flag(&self, name: &str, default: bool) -> bool {
+        self.channel
+            .as_ref()
+            .and_then(|c| c.data().variable(name))
+            .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+            .unwrap_or(default)
+    }
+
+    /// Signalled DTMF from Skype. While the channel is bridged the digit is assumed to travel
+    /// in-band too, so it is only queued when `skype_add_outband_dtmf_also_when_bridged` says so
+    /// (the original's rule).
+    fn signalled_dtmf_to_switch(&self, digits: &str) {
+        let bridged = self.channel.as_ref().is_some_and(|c| {
+            c.data().variable("bridge_uuid").is_some() || c.data().variable("signal_bond").is_some()
+        });
+        let also = self.flag(
+            "skype_add_outband_dtmf_also_when_bridged",
+            self.ctx.cfg.skype_add_outband_dtmf_also_when_bridged,
+        );
+        if bridged && !also {
+            info!(%digits, "signalled DTMF not queued: the channel is bridged and skype_add_outband_dtmf_also_when_bridged is off");
+            return;
+        }
+        self.dtmf_to_switch(digits);
     }
 
     /// DTMF from the remote Skype party goes into the call with `uuid_send_dtmf` on our
@@ -414,6 +466,7 @@ pub(crate) async fn run_outbound(call: Outbound) {
             answered: false,
             failure_reason: None,
             ring_claim: None,
+            dtmf_out: None,
         };
         call.ctx.gw.registry.set_uuid(call.id(), &uuid);
         call.ctx
@@ -496,7 +549,7 @@ async fn outbound_flow(
                                 return ended;
                             }
                         }
-                        Progress::Dtmf(d) => call.dtmf_to_switch(&d),
+                        Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
                         Progress::FailureReason(n) => call.failure_reason = Some(n),
                         Progress::Other => {}
                     },
@@ -507,10 +560,16 @@ async fn outbound_flow(
                     return ended;
                 }
             }
-            stop = media_stopped(&mut call.media) => {
-                warn!(why = %stop, "audio path closed");
-                return Ended::BySkype(SkypeOutcome::ClientGone);
-            }
+            event = media_event(&mut call.media) => match event {
+                MediaEvent::Stopped(why) => {
+                    warn!(%why, "audio path closed");
+                    return Ended::BySkype(SkypeOutcome::ClientGone);
+                }
+                MediaEvent::InbandDigit(digit) => {
+                    info!(%digit, "in-band DTMF from Skype");
+                    call.dtmf_to_switch(&digit.to_string());
+                }
+            },
         }
     }
 }
@@ -646,9 +705,9 @@ async fn next_channel_event(
     }
 }
 
-async fn media_stopped(media: &mut Option<MediaPath>) -> String {
+async fn media_event(media: &mut Option<MediaPath>) -> MediaEvent {
     match media {
-        Some(m) => m.stopped().await,
+        Some(m) => m.next_event().await,
         None => std::future::pending().await,
     }
 }
@@ -691,6 +750,7 @@ pub(crate) async fn run_inbound(call: Inbound) {
             answered: false,
             failure_reason: None,
             ring_claim: None,
+            dtmf_out: None,
         };
         let ended = match inbound_flow(&mut call, reservation, &mut inbox).await {
             Some(ended) => ended,
@@ -913,7 +973,7 @@ async fn inbound_flow(
                             other => debug!(status = %other, "status"),
                         }
                     }
-                    Progress::Dtmf(d) => call.dtmf_to_switch(&d),
+                    Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
                     Progress::FailureReason(n) => call.failure_reason = Some(n),
                     Progress::Other => {}
                 },
@@ -923,10 +983,16 @@ async fn inbound_flow(
                     return Some(ended);
                 }
             }
-            stop = media_stopped(&mut call.media) => {
-                warn!(why = %stop, "audio path closed");
-                return Some(Ended::BySkype(SkypeOutcome::ClientGone));
-            }
+            event = media_event(&mut call.media) => match event {
+                MediaEvent::Stopped(why) => {
+                    warn!(%why, "audio path closed");
+                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
+                }
+                MediaEvent::InbandDigit(digit) => {
+                    info!(%digit, "in-band DTMF from Skype");
+                    call.dtmf_to_switch(&digit.to_string());
+                }
+            },
         }
     }
 }
