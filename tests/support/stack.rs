@@ -391,6 +391,32 @@ impl Stack {
             .await
     }
 
+    /// Every channel the sidecar originated for an inbound Skype call (any interface).
+    pub fn originated(&self) -> Vec<super::fs_double::Channel> {
+        self.fs
+            .channels()
+            .into_iter()
+            .filter(|c| {
+                c.variable("skypopen_call_id").is_some() && c.variable("loopback_leg") == Some("A")
+            })
+            .collect()
+    }
+
+    /// Waits for an originated channel with a connected socket on any interface, other than
+    /// those in `skip`; its uuid and interface.
+    pub async fn any_inbound_channel(&self, skip: &[String]) -> (String, String) {
+        let skip = skip.to_vec();
+        self.fs
+            .wait_for("an inbound call's socket", WAIT, move |st| {
+                st.channels.values().find_map(|c| {
+                    let iface = c.variable("skypopen_interface")?;
+                    let bound = c.socket.as_ref().is_some_and(|b| b.connected);
+                    (bound && !skip.contains(&c.uuid)).then(|| (c.uuid.clone(), iface.to_string()))
+                })
+            })
+            .await
+    }
+
     /// Kills the client of interface `index` (0-based) as a crash would.
     pub fn kill_client(&mut self, index: usize) {
         if let Some(mut c) = self.clients[index].take() {
