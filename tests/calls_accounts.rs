@@ -54,7 +54,9 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure() {
         .net
         .actl(&["call", "--from", "bob", "--to", "user5"])
         .await;
-    let (uuid2, iface2) = stack.any_inbound_channel(&[uuid1.clone()]).await;
+    let (uuid2, iface2) = stack
+        .any_inbound_channel(std::slice::from_ref(&uuid1))
+        .await;
     assert_ne!(iface1, iface2);
     assert!(iface2 == "interface1" || iface2 == "interface2", "{iface2}");
 

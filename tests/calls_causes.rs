@@ -14,8 +14,11 @@ async fn cause_of(stack: &Stack, dest: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_skype_outcome_has_its_cause() {
-    // user8 has no SkypeOut credit.
-    let stack = Stack::start(StackSpec::users(&["user8"])).await;
+    // user8 has no SkypeOut credit. Our ring timer (1.5 s) ends silentbot's ringing before
+    // the network would report MISSED (3 s).
+    let mut spec = StackSpec::users(&["user8"]);
+    spec.extra = "[calls]\nring_timeout_secs = 1.5\n".into();
+    let stack = Stack::start(spec).await;
     let table = [
         ("busybot", "USER_BUSY"),
         ("refusebot", "CALL_REJECTED"),
@@ -31,6 +34,12 @@ async fn each_skype_outcome_has_its_cause() {
         assert_eq!(cause, expected, "calling {dest}");
         failures += 1;
     }
+    assert!(
+        stack
+            .log()
+            .contains("did not answer within calls.ring_timeout_secs"),
+        "silentbot's NO_ANSWER came from our ring timer"
+    );
     let rows = stack.interfaces().await;
     // Refused destinations never reach an interface; the rest count as failed outbound calls.
     assert_eq!(rows[0].ob_failed, rows[0].ob_total, "{rows:?}");

@@ -60,6 +60,14 @@ async fn rr_rotation_congestion_hangups_and_a_killed_client() {
     let live = stack.net.actl(&["calls"]).await;
     assert_eq!(live["calls"].as_array().unwrap().len(), 0, "{live}");
 
+    // Nobody answers: the network reports MISSED (the sidecar's ring timer is longer).
+    let missed = stack.dial("silentbot");
+    assert_eq!(
+        stack.fs.wait_hangup(&missed.socket_leg, WAIT).await,
+        "NO_ANSWER"
+    );
+    stack.wait_all_idle().await;
+
     // The Skype side hangs up a call in progress.
     let call = stack.dial("echo123");
     stack.fs.wait_answered(&call.socket_leg, WAIT).await;

@@ -25,16 +25,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn, Instrument};
 
-/// From `CALL` to the far end ringing (or answering).
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the far end may ring.
-const RING_TIMEOUT: Duration = Duration::from_secs(60);
-/// From `ALTER CALL <id> ANSWER` to `STATUS INPROGRESS`.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Digits waiting to be sent to Skype on one call.
 const DTMF_QUEUE: usize = 32;
-/// From `originate` to the `socket` connection (the dialplan answered).
-const ORIGINATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the interface actor forwards to a call.
 #[derive(Debug, Clone)]
@@ -520,11 +512,11 @@ async fn outbound_flow(
         .await;
     info!(skype_call = %id, "Skype call placed");
 
-    let setup = tokio::time::sleep(SETUP_TIMEOUT);
+    let setup = tokio::time::sleep(call.ctx.gw.settings.calls.setup_timeout());
     tokio::pin!(setup);
     let mut ringing_since: Option<Instant> = None;
     loop {
-        let ring_deadline = ringing_since.map(|t| t + RING_TIMEOUT);
+        let ring_deadline = ringing_since.map(|t| t + call.ctx.gw.settings.calls.ring_timeout());
         tokio::select! {
             _ = call.ctx.gw.cancel.cancelled() => return Ended::Shutdown,
             _ = &mut setup, if ringing_since.is_none() && !call.answered => {
@@ -532,7 +524,7 @@ async fn outbound_flow(
                 return Ended::BySkype(SkypeOutcome::SetupTimeout);
             }
             _ = sleep_until_opt(ring_deadline), if !call.answered => {
-                info!("no answer");
+                info!("the far end did not answer within calls.ring_timeout_secs");
                 return Ended::BySkype(SkypeOutcome::RingTimeout);
             }
             input = inbox.recv() => {
@@ -858,15 +850,16 @@ async fn inbound_flow(
     }
     .arguments();
     let inbound = gw.inbound.clone();
+    let originate_timeout = gw.settings.calls.originate_timeout();
     let originate = async move {
         inbound
-            .bgapi(&format!("originate {args}"), ORIGINATE_TIMEOUT)
+            .bgapi(&format!("originate {args}"), originate_timeout)
             .await
     };
     tokio::pin!(originate);
     let mut originate_done = false;
     tokio::pin!(socket_rx);
-    let deadline = tokio::time::sleep(ORIGINATE_TIMEOUT);
+    let deadline = tokio::time::sleep(originate_timeout);
     tokio::pin!(deadline);
 
     // Ringing: wait for FreeSWITCH to answer (the socket connects back).
@@ -934,7 +927,7 @@ async fn inbound_flow(
             _ => SkypeOutcome::Cancelled,
         }));
     }
-    let answer_deadline = tokio::time::sleep(ANSWER_TIMEOUT);
+    let answer_deadline = tokio::time::sleep(gw.settings.calls.answer_timeout());
     tokio::pin!(answer_deadline);
     loop {
         tokio::select! {

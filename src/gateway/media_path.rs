@@ -80,13 +80,11 @@ impl InbandDtmf {
 }
 
 impl MediaSide for InbandDtmf {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Frame>> + Send {
-        async move {
-            // Cancel-safe: the only await is the channel's, and a frame is handled at once.
-            let frame = self.inner.rx.recv().await?;
-            self.listen(&frame);
-            Some(frame)
-        }
+    async fn recv(&mut self) -> Option<Frame> {
+        // Cancel-safe: the only await is the channel's, and a frame is handled at once.
+        let frame = self.inner.rx.recv().await?;
+        self.listen(&frame);
+        Some(frame)
     }
 
     fn offer(&mut self, frame: Frame) -> Offer {

@@ -59,6 +59,8 @@ pub struct StackSpec {
     pub defaults: String,
     /// Extra TOML for `[switch]`.
     pub switch: String,
+    /// Extra top-level TOML (e.g. a `[calls]` table).
+    pub extra: String,
     /// `skype-sim network` flags instead of the test timings, when not empty.
     pub network_args: Vec<String>,
 }
@@ -74,6 +76,7 @@ impl StackSpec {
                 .collect(),
             defaults: String::new(),
             switch: String::new(),
+            extra: String::new(),
             network_args: Vec::new(),
         }
     }
@@ -215,7 +218,7 @@ impl Stack {
              [clients]\nkind = \"sim\"\nmanage = false\nnetwork = \"{net}\"\naudio_ports = \"{lo}-{hi}\"\n\n\
              [state]\ndir = \"{state}\"\n\n[log]\nformat = \"text\"\nlevel = \"info,skypopen=debug\"\n\n\
              [defaults]\ndialplan = \"XML\"\ncontext = \"default\"\ndestination = \"5000\"\n\
-             write_silence_when_idle = true\nsetsockopt = true\n{defaults}\n",
+             write_silence_when_idle = true\nsetsockopt = true\n{defaults}\n\n{extra}\n",
             esl = self.fs.esl_addr(),
             outbound = self.outbound,
             switch = self.spec.switch,
@@ -225,6 +228,7 @@ impl Stack {
             hi = base + 199,
             state = self.dir.path().join("state").display(),
             defaults = self.spec.defaults,
+            extra = self.spec.extra,
         );
         for (i, iface) in self.spec.interfaces.iter().enumerate() {
             text.push_str(&format!(
