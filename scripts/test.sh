@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 ensure_debian_packages
 ensure_python_packages
+ensure_node_packages
 cargo build --bins --quiet
 cargo test --all-targets "$@"

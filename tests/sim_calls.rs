@@ -21,7 +21,7 @@ async fn echo123_returns_the_tone_through_the_audio_ports() {
     api.expect(&format!("CALL {id} STATUS RINGING")).await;
     api.expect(&format!("CALL {id} STATUS INPROGRESS")).await;
     let mut ports = AudioPorts::open(&mut api, id).await;
-    api.expect(&format!("CALL {id} VAA_INPUT_STATUS TRUE"))
+    api.expect_seen(&format!("CALL {id} VAA_INPUT_STATUS TRUE"))
         .await;
     let heard = ports.tone_and_record(880.0, 100).await;
     let f = frequency(&heard);

@@ -477,6 +477,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     let audio_ports = validate::port_range("clients.audio_ports", &clients.audio_ports, problems);
     validate::clients(&clients, problems);
     validate::listen_addresses(&switch, &listener, &clients, problems);
+    validate::audio_ports_clear(&audio_ports, &switch, &listener, &clients, problems);
     validate::log_level(&log.level, problems);
 
     let builtin = builtin_params();
@@ -861,6 +862,24 @@ mod tests {
         assert!(text.contains("duplicate id 1"), "{text}");
         assert!(text.contains("duplicate name \"a\""), "{text}");
         assert!(text.contains("duplicate x11_display \":101\""), "{text}");
+    }
+
+    #[test]
+    fn service_ports_inside_the_audio_range_are_reported() {
+        let err =
+            load_str("[clients]\naudio_ports = \"8000-9000\"\n[defaults]\nskype_user = \"u\"\n")
+                .unwrap_err();
+        let text = err.to_string();
+        for port in [
+            "8084 of switch.outbound_listen",
+            "8022 of listener.listen",
+            "8099 of clients.network_listen",
+        ] {
+            assert!(
+                text.contains(&format!("clients.audio_ports: includes port {port}")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -241,6 +241,33 @@ pub fn listen_addresses(
     }
 }
 
+/// The per-call audio ports are bound on demand: a service port inside the range would make
+/// calls fail at random when the allocator picks it.
+pub fn audio_ports_clear(
+    audio_ports: &RangeInclusive<u16>,
+    switch: &SwitchSettings,
+    listener: &ListenerSettings,
+    clients: &ClientsSettings,
+    problems: &mut Vec<Problem>,
+) {
+    let mut services = vec![
+        ("switch.outbound_listen", switch.outbound_listen),
+        ("switch.media_listen", switch.media_listen),
+        ("listener.listen", listener.listen),
+    ];
+    if clients.embedded_network() {
+        services.push(("clients.network_listen", clients.network_listen));
+    }
+    for (key, address) in services {
+        if audio_ports.contains(&address.port()) {
+            problems.push(Problem::new(
+                "clients.audio_ports",
+                format!("includes port {} of {key}", address.port()),
+            ));
+        }
+    }
+}
+
 /// Real clients log in with a password piped on stdin; check now that every account has one,
 /// rather than when the first client starts.
 pub fn credentials(

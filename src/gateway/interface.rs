@@ -66,6 +66,7 @@ struct Actor {
     unbound: Option<Route>,
     next_serial: u64,
     done_tx: mpsc::Sender<CallDone>,
+    chat: super::chat::InterfaceChat,
     stop: CancellationToken,
 }
 
@@ -82,6 +83,12 @@ pub(crate) fn spawn(gw: Gateway, cfg: InterfaceConfig) -> InterfaceHandle {
         stop: stop.clone(),
     };
     let span = tracing::info_span!("interface", interface = %cfg.name);
+    let chat = super::chat::InterfaceChat::spawn(
+        gw.clone(),
+        cfg.clone(),
+        session.handle.clone(),
+        stop.clone(),
+    );
     let actor = Actor {
         gw,
         cfg,
@@ -90,6 +97,7 @@ pub(crate) fn spawn(gw: Gateway, cfg: InterfaceConfig) -> InterfaceHandle {
         unbound: None,
         next_serial: 0,
         done_tx,
+        chat,
         stop,
     };
     tokio::spawn(
@@ -178,6 +186,7 @@ impl Actor {
             SessionEvent::Ready { user } => {
                 info!(skype_user = %user, "Skype client ready");
                 self.gw.registry.set_available(id, true);
+                self.chat.on_ready();
             }
             SessionEvent::Lost { reason } => {
                 warn!(%reason, "Skype client lost");
@@ -205,6 +214,7 @@ impl Actor {
     }
 
     async fn on_notification(&mut self, incoming: Incoming) {
+        self.chat.on_notification(&incoming);
         match &incoming.notification {
             Notification::Call { id, event } => {
                 let (id, event) = (*id, event.clone());

@@ -70,6 +70,7 @@ pub struct Shared {
     pub(crate) ring_claims: DashMap<(String, String), u32>,
     pub(crate) transfers: DashMap<u32, TransferNote>,
     pub live_calls: DashMap<String, LiveCall>,
+    pub chat: chat::ChatService,
     pub cancel: CancellationToken,
 }
 
@@ -105,6 +106,7 @@ impl Gateway {
             ring_claims: DashMap::new(),
             transfers: DashMap::new(),
             live_calls: DashMap::new(),
+            chat: chat::ChatService::default(),
             cancel,
         }))
     }

@@ -59,9 +59,14 @@ impl InboundConfig {
         InboundConfig {
             addr,
             password,
-            events: ["BACKGROUND_JOB", "CHANNEL_HANGUP_COMPLETE", "MESSAGE"]
-                .map(String::from)
-                .to_vec(),
+            events: [
+                "BACKGROUND_JOB",
+                "CHANNEL_HANGUP_COMPLETE",
+                "MESSAGE",
+                "SEND_MESSAGE",
+            ]
+            .map(String::from)
+            .to_vec(),
             custom_events: vec!["skypopen::command".to_string()],
             backoff_initial: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
@@ -491,7 +496,7 @@ mod tests {
         config.events.push("CHANNEL_ANSWER".into());
         assert_eq!(
             config.event_line(),
-            "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE MESSAGE CHANNEL_ANSWER CUSTOM skypopen::command"
+            "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE MESSAGE SEND_MESSAGE CHANNEL_ANSWER CUSTOM skypopen::command"
         );
     }
 

@@ -391,6 +391,14 @@ impl ApiController {
         self.wait(text, |m| m == text).await;
     }
 
+    /// Like [`Self::expect`], but also satisfied by a message already received (for
+    /// notifications whose order relative to replies is not fixed).
+    pub async fn expect_seen(&mut self, text: &str) {
+        if !self.seen.iter().any(|m| m == text) {
+            self.expect(text).await;
+        }
+    }
+
     /// NAME / PROTOCOL and the client's unsolicited attachment notifications.
     pub async fn handshake(&mut self, user: &str) {
         self.send("NAME skypopen").await;

@@ -51,9 +51,7 @@ impl Spec {
 /// Starts `spec` as a child in its own process group (so that a client's helpers can be
 /// stopped with it) that receives SIGTERM when the sidecar dies.
 ///
-/// Must be called from a thread that lives as long as the child should: the kernel sends
-/// the death signal when the *thread* that forked exits (runtime worker threads qualify,
-/// `spawn_blocking` threads do not).
+/// Must be called within a tokio runtime.
 pub async fn spawn(spec: &Spec) -> io::Result<Child> {
     let mut command = Command::new(&spec.program);
     command
@@ -89,7 +87,7 @@ pub async fn spawn(spec: &Spec) -> io::Result<Child> {
             Ok(())
         });
     }
-    let mut child = command.spawn()?;
+    let mut child = spawn_from_forker(command).await?;
     if let (Some(secret), Some(mut stdin)) = (&spec.stdin, child.stdin.take()) {
         // A client that exits before reading is reported by its exit, not by this write.
         let _ = stdin.write_all(secret.expose().as_bytes()).await;
@@ -97,6 +95,48 @@ pub async fn spawn(spec: &Spec) -> io::Result<Child> {
         let _ = stdin.shutdown().await;
     }
     Ok(child)
+}
+
+type SpawnRequest = (
+    Command,
+    tokio::runtime::Handle,
+    tokio::sync::oneshot::Sender<io::Result<Child>>,
+);
+
+/// Forks from one thread that lives as long as the process: the kernel sends the death
+/// signal when the *thread* that forked exits, and runtime threads can come and go
+/// (`spawn_blocking` threads, workers after `block_in_place`).
+async fn spawn_from_forker(command: Command) -> io::Result<Child> {
+    static FORKER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>> =
+        std::sync::OnceLock::new();
+    let forker = FORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new()
+            .name("skypopen-forker".into())
+            .spawn(move || {
+                for (mut command, runtime, reply) in rx {
+                    // The child's exit is reaped by the runtime that asked for it.
+                    let _entered = runtime.enter();
+                    let _ = reply.send(command.spawn());
+                }
+            });
+        if let Err(err) = started {
+            tracing::error!(error = %err, "cannot start the forker thread");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (reply, result) = tokio::sync::oneshot::channel();
+    let request = (command, tokio::runtime::Handle::current(), reply);
+    let sent = forker
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .send(request);
+    if sent.is_err() {
+        return Err(io::Error::other("the forker thread is not running"));
+    }
+    result
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("the forker thread dropped a request")))
 }
 
 /// SIGTERM to the child's process group, then SIGKILL once `grace` has passed.

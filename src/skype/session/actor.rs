@@ -33,8 +33,20 @@ enum Phase {
     },
     Ready {
         user: String,
+        probe: Probe,
+    },
+    /// Ready before, but a keepalive `PING` went unanswered; any message brings it back.
+    Unresponsive {
+        user: String,
     },
     Failed,
+}
+
+/// The keepalive `PING` of a ready session.
+enum Probe {
+    Off,
+    Idle { next: Instant },
+    Waiting { tag: String, deadline: Instant },
 }
 
 pub(super) struct Actor {
@@ -126,6 +138,11 @@ impl Actor {
                 retry_at, deadline, ..
             } => Some(retry_at.map_or(*deadline, |retry| retry.min(*deadline))),
             Phase::LoggingIn { deadline } => Some(*deadline),
+            Phase::Ready { probe, .. } => match probe {
+                Probe::Off => None,
+                Probe::Idle { next } => Some(*next),
+                Probe::Waiting { deadline, .. } => Some(*deadline),
+            },
             _ => None,
         }
     }
@@ -222,7 +239,7 @@ impl Actor {
 
     fn ready_user(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Ready { user } => Some(user),
+            Phase::Ready { user, .. } => Some(user),
             _ => None,
         }
     }
@@ -304,6 +321,10 @@ impl Actor {
             return;
         }
         let incoming = Incoming::parse(&text);
+        self.revive_if_unresponsive();
+        if self.is_probe_reply(&incoming) {
+            return;
+        }
         // The message goes out before anything it causes (Ready after CURRENTUSERHANDLE).
         let notification = incoming.notification.clone();
         self.route(text, incoming);
@@ -416,10 +437,13 @@ impl Actor {
         let matches = user.eq_ignore_ascii_case(&self.config.skype_user);
         match &self.phase {
             Phase::Detached | Phase::Authorizing { .. } => {}
-            Phase::Ready { .. } if matches => {}
+            Phase::Ready { .. } | Phase::Unresponsive { .. } if matches => {}
             Phase::LoggingIn { .. } | Phase::Failed if matches => self.become_ready(user),
-            Phase::LoggingIn { .. } | Phase::Ready { .. } | Phase::Failed => {
-                if let Phase::Ready { .. } = self.phase {
+            Phase::LoggingIn { .. }
+            | Phase::Ready { .. }
+            | Phase::Unresponsive { .. }
+            | Phase::Failed => {
+                if let Phase::Ready { .. } | Phase::Unresponsive { .. } = self.phase {
                     self.lose("the client's logged-in user changed");
                 }
                 let failure = SessionFailure::UserMismatch {
@@ -446,8 +470,13 @@ impl Actor {
         if self.config.silent_mode {
             self.write_command(Command::SetSilentMode(true));
         }
+        self.enter_ready(user);
+    }
+
+    fn enter_ready(&mut self, user: &str) {
         self.phase = Phase::Ready {
             user: user.to_owned(),
+            probe: self.idle_probe(),
         };
         self.set_state(SessionState::Ready {
             user: user.to_owned(),
@@ -455,6 +484,65 @@ impl Actor {
         self.emit(SessionEvent::Ready {
             user: user.to_owned(),
         });
+    }
+
+    fn idle_probe(&self) -> Probe {
+        match self.config.keepalive {
+            Some(interval) => Probe::Idle {
+                next: Instant::now() + interval,
+            },
+            None => Probe::Off,
+        }
+    }
+
+    /// The reply to the keepalive `PING` is the session's own business.
+    fn is_probe_reply(&mut self, incoming: &Incoming) -> bool {
+        let Phase::Ready { probe, .. } = &self.phase else {
+            return false;
+        };
+        let Probe::Waiting { tag, .. } = probe else {
+            return false;
+        };
+        if incoming.tag.as_ref() != Some(tag) {
+            return false;
+        }
+        let idle = self.idle_probe();
+        if let Phase::Ready { probe, .. } = &mut self.phase {
+            *probe = idle;
+        }
+        true
+    }
+
+    fn revive_if_unresponsive(&mut self) {
+        if let Phase::Unresponsive { user } = &self.phase {
+            let user = user.clone();
+            info!("client answers again; API session ready");
+            self.enter_ready(&user);
+        }
+    }
+
+    fn send_probe(&mut self) {
+        let tag = self.allocate_tag();
+        // A failed write is caught by the probe's deadline like a lost reply.
+        let _ = self.write(format!("#{tag} {}", Command::Ping));
+        let deadline = Instant::now() + self.config.request_timeout;
+        if let Phase::Ready { probe, .. } = &mut self.phase {
+            *probe = Probe::Waiting { tag, deadline };
+        }
+    }
+
+    fn mark_unresponsive(&mut self) {
+        let Phase::Ready { user, .. } = &self.phase else {
+            return;
+        };
+        let user = user.clone();
+        let failure = SessionFailure::Unresponsive {
+            waited: self.config.request_timeout,
+        };
+        warn!(error = %failure, "client unresponsive");
+        self.phase = Phase::Unresponsive { user };
+        self.set_state(SessionState::Failed(failure.clone()));
+        self.emit(SessionEvent::Error(failure));
     }
 
     fn fail(&mut self, failure: SessionFailure) {
@@ -483,6 +571,14 @@ impl Actor {
                 };
                 self.fail(failure);
             }
+            Phase::Ready {
+                probe: Probe::Idle { next },
+                ..
+            } if *next <= now => self.send_probe(),
+            Phase::Ready {
+                probe: Probe::Waiting { deadline, .. },
+                ..
+            } if *deadline <= now => self.mark_unresponsive(),
             _ => {}
         }
     }

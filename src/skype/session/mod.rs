@@ -51,8 +51,11 @@ pub struct SessionConfig {
     /// How long the client may stay silent during the handshake, and how long it may take to
     /// report its logged-in user once authorized.
     pub login_timeout: Duration,
-    /// How long a request waits for its reply.
+    /// How long a request (and the keepalive `PING`) waits for its reply.
     pub request_timeout: Duration,
+    /// A ready session sends a tagged `PING` this often, so that a client that hangs while
+    /// its window stays up is noticed ([`SessionFailure::Unresponsive`]). `None` turns it off.
+    pub keepalive: Option<Duration>,
     /// Depth of the event stream (and of the backlog behind it).
     pub event_queue: usize,
 }
@@ -69,6 +72,7 @@ impl SessionConfig {
             auth_retry_limit: 300,
             login_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
+            keepalive: Some(Duration::from_secs(30)),
             event_queue: 256,
         }
     }
@@ -102,8 +106,8 @@ pub enum SessionState {
     Ready {
         user: String,
     },
-    /// The handshake could not complete; the session waits for the next attach (or for the
-    /// client to report the right user after all).
+    /// The handshake could not complete, or the client stopped answering; the session waits
+    /// for the next attach (or for the client to report the right user, or to answer again).
     Failed(SessionFailure),
     /// The link closed or the session was cancelled.
     Stopped,
@@ -118,6 +122,8 @@ pub enum SessionFailure {
     NotAuthorized { attempts: u32 },
     #[error("the client did not complete the handshake within {waited:?}")]
     LoginTimeout { waited: Duration },
+    #[error("the client did not answer a keepalive PING within {waited:?}")]
+    Unresponsive { waited: Duration },
 }
 
 /// What the session reports to its consumer.
@@ -129,7 +135,8 @@ pub enum SessionEvent {
     Lost { reason: String },
     /// An untagged message, or a state-bearing reply to a tagged request (module docs).
     Notification(Incoming),
-    /// The handshake failed; the interface cannot be used until the next attach.
+    /// The handshake failed or the client stopped answering; the interface cannot be used
+    /// until a later [`SessionEvent::Ready`].
     Error(SessionFailure),
 }
 
@@ -299,7 +306,7 @@ pub(crate) fn describe(state: &SessionState) -> String {
         SessionState::Authorizing => "waiting for the client to authorize the application".into(),
         SessionState::LoggingIn => "waiting for the client's logged-in user".into(),
         SessionState::Ready { user } => format!("ready as {user}"),
-        SessionState::Failed(failure) => format!("handshake failed: {failure}"),
+        SessionState::Failed(failure) => format!("unusable: {failure}"),
         SessionState::Stopped => "stopped".into(),
     }
 }

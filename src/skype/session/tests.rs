@@ -103,8 +103,12 @@ fn start(config: SessionConfig) -> (Session, FakeClient, CancellationToken) {
     )
 }
 
+/// Without keepalive, so that tests waiting on the paused clock see only what they script.
 fn config() -> SessionConfig {
-    SessionConfig::new("interface1", "user1")
+    SessionConfig {
+        keepalive: None,
+        ..SessionConfig::new("interface1", "user1")
+    }
 }
 
 async fn next_event(events: &mut mpsc::Receiver<SessionEvent>) -> SessionEvent {
@@ -730,4 +734,48 @@ async fn cancellation_stops_the_session() {
         .expect("session task ends")
         .expect("session task did not panic");
     assert_eq!(session.handle.state(), SessionState::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_notices_a_hung_client_and_its_return() {
+    let (mut session, mut client, _cancel) = start(SessionConfig {
+        keepalive: Some(Duration::from_secs(30)),
+        ..config()
+    });
+    client.handshake(&mut session.events, "user1").await;
+
+    let (tag, text) = client.next_tagged().await;
+    assert_eq!(text, "PING");
+    client.say(&format!("#{tag} PONG")).await;
+    let (tag, text) = client.next_tagged().await;
+    assert_eq!(text, "PING");
+    // This one goes unanswered.
+    let unresponsive = SessionFailure::Unresponsive {
+        waited: Duration::from_secs(5),
+    };
+    assert_eq!(
+        next_event(&mut session.events).await,
+        SessionEvent::Error(unresponsive.clone())
+    );
+    assert_eq!(session.handle.state(), SessionState::Failed(unresponsive));
+    assert!(matches!(
+        session.handle.request(Command::Ping).await,
+        Err(SessionError::NotReady { .. })
+    ));
+
+    // Any word from the client brings it back; the late PONG is no notification.
+    client.say(&format!("#{tag} PONG")).await;
+    assert_eq!(
+        next_event(&mut session.events).await,
+        SessionEvent::Ready {
+            user: "user1".into()
+        }
+    );
+    let (_, text) = client.next_tagged().await;
+    assert_eq!(text, "PING");
+    client.say("CONNSTATUS ONLINE").await;
+    assert_eq!(
+        next_event(&mut session.events).await,
+        notification("CONNSTATUS ONLINE")
+    );
 }
