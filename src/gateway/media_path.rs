@@ -3,9 +3,7 @@
 
 use super::Gateway;
 use crate::config::{InterfaceConfig, MediaMode};
-use crate::media::frame::{Frame, FrameAssembler, FRAME_BYTES};
 use crate::media::pump::{self, PumpConfig, PumpCounters, PumpReport, PumpStop};
-use crate::media::resample::Resampler;
 use crate::media::side::FrameDuplex;
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
@@ -13,7 +11,7 @@ use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
 use crate::skype::session::SessionHandle;
 use crate::switch::media::{audio_fork_start, audio_fork_stop, ForkToken};
 use crate::switch::outbound::ChannelControl;
-use crate::switch::unicast::{self, UnicastLeg};
+use crate::switch::unicast;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -21,8 +19,6 @@ use tracing::{debug, info, warn, Instrument};
 
 /// From `uuid_audio_fork ... start` to the websocket connecting.
 const FORK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Frames queued between the pump and a transport task.
-const TRANSPORT_QUEUE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -207,8 +203,8 @@ async fn open_unicast(
         .await
         .map_err(|e| MediaError::Unicast(e.to_string()))?;
     debug!(local = %leg.local(), freeswitch = %leg.freeswitch(), rate, "unicast started");
-    let (pump_side, transport_side) = FrameDuplex::pair(TRANSPORT_QUEUE);
-    tokio::spawn(run_unicast(leg, rate, transport_side, cancel.clone()).in_current_span());
+    let (pump_side, _task) = crate::media::unicast::spawn_unicast(leg, rate, cancel.clone())
+        .map_err(|e| MediaError::Unicast(e.to_string()))?;
     Ok(pump_side)
 }
 
@@ -219,78 +215,4 @@ fn local_ip_towards(fs_ip: std::net::IpAddr) -> std::net::IpAddr {
     } else {
         std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     }
-}
-
-/// Moves frames between the pump (16 kHz, 640-byte frames) and FreeSWITCH's UDP port
-/// (channel rate, one datagram per 20 ms frame, sent as soon as the pump offers it, so the
-/// pump's clock paces it).
-async fn run_unicast(leg: UnicastLeg, rate: u32, mut pump: FrameDuplex, cancel: CancellationToken) {
-    let mut to_16k = Resampler::new(rate, 16_000);
-    let mut from_16k = Resampler::new(16_000, rate);
-    let datagram_bytes = unicast::frame_bytes(rate);
-    let mut recv_buf = vec![0u8; 4096];
-    let mut samples_in: Vec<i16> = Vec::with_capacity(1024);
-    let mut resampled: Vec<i16> = Vec::with_capacity(1024);
-    let mut bytes_out: Vec<u8> = Vec::with_capacity(datagram_bytes.max(FRAME_BYTES));
-    let mut assembler = FrameAssembler::new();
-    let mut frames_in = Vec::with_capacity(4);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            received = leg.recv(&mut recv_buf) => {
-                let n = match received {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // ICMP port unreachable surfaces here while FreeSWITCH is not bound yet.
-                        debug!(error = %e, "unicast receive");
-                        continue;
-                    }
-                };
-                samples_in.clear();
-                samples_in.extend(recv_buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
-                let wide: &[i16] = match to_16k.as_mut().filter(|r| !r.is_identity()) {
-                    Some(r) => {
-                        resampled.clear();
-                        r.process(&samples_in, &mut resampled);
-                        &resampled
-                    }
-                    None => &samples_in,
-                };
-                bytes_out.clear();
-                bytes_out.extend(wide.iter().flat_map(|s| s.to_le_bytes()));
-                assembler.push(&bytes_out, |frame| frames_in.push(frame));
-                for frame in frames_in.drain(..) {
-                    if pump.tx.try_send(frame).is_err() && pump.tx.is_closed() {
-                        return;
-                    }
-                }
-            }
-            frame = pump.rx.recv() => {
-                let Some(frame) = frame else { break };
-                let narrow = narrow_frame(&frame, from_16k.as_mut(), &mut resampled, &mut bytes_out);
-                if let Err(e) = leg.send(narrow).await {
-                    debug!(error = %e, "unicast send");
-                }
-            }
-        }
-    }
-}
-
-fn narrow_frame<'a>(
-    frame: &Frame,
-    resampler: Option<&mut Resampler>,
-    scratch: &mut Vec<i16>,
-    bytes: &'a mut Vec<u8>,
-) -> &'a [u8] {
-    bytes.clear();
-    match resampler.filter(|r| !r.is_identity()) {
-        Some(r) => {
-            let wide: Vec<i16> = frame.samples().collect();
-            scratch.clear();
-            r.process(&wide, scratch);
-            bytes.extend(scratch.iter().flat_map(|s| s.to_le_bytes()));
-        }
-        None => bytes.extend_from_slice(frame.as_bytes()),
-    }
-    bytes
 }

@@ -3,5 +3,6 @@
 
 pub mod eslcap;
 pub mod fs_double;
+pub mod sidecar;
 pub mod sim;
 pub mod xvfb;
