@@ -3,8 +3,10 @@
 
 use super::Gateway;
 use crate::config::{InterfaceConfig, MediaMode};
+use crate::media::dsp::DtmfDetector;
+use crate::media::frame::Frame;
 use crate::media::pump::{self, PumpConfig, PumpCounters, PumpReport, PumpStop};
-use crate::media::side::FrameDuplex;
+use crate::media::side::{FrameDuplex, MediaSide, Offer};
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
 use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
@@ -14,6 +16,7 @@ use crate::switch::outbound::ChannelControl;
 use crate::switch::unicast;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 
@@ -32,6 +35,10 @@ pub enum MediaError {
     Unicast(String),
 }
 
+/// Digits detected in-band before the call task takes them; a key press is rare, so a few
+/// suffice and an overflow only loses digits of a runaway tone.
+const INBAND_DIGITS: usize = 16;
+
 /// A running media path. Closing it stops the pump, the ports and the fork.
 pub struct MediaPath {
     cancel: CancellationToken,
@@ -40,16 +47,82 @@ pub struct MediaPath {
     fork: bool,
     uuid: String,
     pub counters: Arc<PumpCounters>,
+    /// DTMF digits found in the Skype party's audio, when in-band detection is on.
+    inband: Option<mpsc::Receiver<char>>,
+}
+
+/// The Skype side of the pump with a DTMF detector listening to what the Skype party says
+/// (`skype_get_inband_dtmf`: SkypeIn / SkypeOut callers key digits as tones).
+struct InbandDtmf {
+    inner: FrameDuplex,
+    detector: DtmfDetector,
+    reported: usize,
+    samples: Vec<i16>,
+    digits: mpsc::Sender<char>,
+}
+
+impl InbandDtmf {
+    fn listen(&mut self, frame: &Frame) {
+        self.samples.clear();
+        self.samples.extend(frame.samples());
+        self.detector.feed(&self.samples);
+        let found = self.detector.digits();
+        for digit in found[self.reported..].chars() {
+            if self.digits.try_send(digit).is_err() {
+                debug!(%digit, "in-band DTMF digit dropped: nobody takes them");
+            }
+        }
+        self.reported = found.len();
+    }
+}
+
+impl MediaSide for InbandDtmf {
+    async fn recv(&mut self) -> Option<Frame> {
+        // Cancel-safe: the only await is the channel's, and a frame is handled at once.
+        let frame = self.inner.rx.recv().await?;
+        self.listen(&frame);
+        Some(frame)
+    }
+
+    fn offer(&mut self, frame: Frame) -> Offer {
+        self.inner.offer(frame)
+    }
+}
+
+/// What a running media path reports to its call.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// The pump stopped by itself (a side closed), with the reason.
+    Stopped(String),
+    /// A DTMF digit detected in the Skype party's audio.
+    InbandDigit(char),
 }
 
 impl MediaPath {
-    /// Resolves when the pump stopped by itself (a side closed). Cancel-safe.
-    pub async fn stopped(&mut self) -> String {
-        let Some(pump) = self.pump.as_mut() else {
+    /// The next thing the call must act on. Cancel-safe.
+    pub async fn next_event(&mut self) -> MediaEvent {
+        let inband = async {
+            match self.inband.as_mut() {
+                Some(rx) => match rx.recv().await {
+                    Some(digit) => digit,
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let pump = Self::pump_stopped(&mut self.pump);
+        tokio::select! {
+            digit = inband => MediaEvent::InbandDigit(digit),
+            why = pump => MediaEvent::Stopped(why),
+        }
+    }
+
+    async fn pump_stopped(pump: &mut Option<JoinHandle<PumpReport>>) -> String {
+        let Some(handle) = pump.as_mut() else {
             return std::future::pending().await;
         };
-        let result = pump.await;
-        self.pump = None;
+        let result = handle.await;
+        *pump = None;
         match result {
             Ok(report) => match report.stop {
                 PumpStop::SkypeClosed => "the Skype client closed its audio".into(),
@@ -88,6 +161,7 @@ pub async fn open(
     session: &SessionHandle,
     id: CallId,
     channel: &ChannelControl,
+    inband_dtmf: bool,
 ) -> Result<MediaPath, MediaError> {
     let cancel = gw.cancel.child_token();
     let audio = SkypeAudio::bind(
@@ -129,18 +203,37 @@ pub async fn open(
         MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
     };
     let counters = Arc::new(PumpCounters::default());
-    let pump = tokio::spawn(
-        pump::run(
-            audio.frames,
+    let config = PumpConfig::for_interface(cfg.write_silence_when_idle);
+    let (pump, inband) = if inband_dtmf {
+        let (digits, inband) = mpsc::channel(INBAND_DIGITS);
+        let skype = InbandDtmf {
+            inner: audio.frames,
+            detector: DtmfDetector::new(),
+            reported: 0,
+            samples: Vec::with_capacity(crate::media::dsp::SAMPLES_PER_FRAME),
+            digits,
+        };
+        let run = pump::run(
+            skype,
             switch_side,
-            PumpConfig::for_interface(cfg.write_silence_when_idle),
+            config,
             Arc::clone(&counters),
             None,
             cancel.clone(),
-        )
-        .in_current_span(),
-    );
-    info!(?mode, "media flowing");
+        );
+        (tokio::spawn(run.in_current_span()), Some(inband))
+    } else {
+        let run = pump::run(
+            audio.frames,
+            switch_side,
+            config,
+            Arc::clone(&counters),
+            None,
+            cancel.clone(),
+        );
+        (tokio::spawn(run.in_current_span()), None)
+    };
+    info!(?mode, inband_dtmf, "media flowing");
     Ok(MediaPath {
         cancel,
         pump: Some(pump),
@@ -148,6 +241,7 @@ pub async fn open(
         fork,
         uuid,
         counters,
+        inband,
     })
 }
 
