@@ -206,3 +206,61 @@ async fn server_shutdown_fails_pending_forks() {
         other => panic!("expected ServerStopped, got {other:?}"),
     }
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = support::eslcap::fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn the_captured_upgrade_request_is_accepted_as_freeswitch_saw_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (_url, pending) = server.expect(&token);
+    // mod_audio_fork's exact bytes (Host without port), only the path swapped for our route.
+    let request = String::from_utf8(fixture("s2a_ws_upgrade_request.http")).unwrap();
+    let request = request.replacen(
+        "GET /x HTTP/1.1",
+        &format!("GET /fork/{} HTTP/1.1", token.as_str()),
+        1,
+    );
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "server closed during the upgrade: {:?}", head);
+        head.push(byte[0]);
+    }
+    let ours = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    let captured = String::from_utf8(fixture("s2a_ws_upgrade_response_sent.http"))
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(ours.starts_with("http/1.1 101 "), "{ours}");
+    // Same key in, so the same accept value and subprotocol as the response FreeSWITCH took.
+    for line in captured.lines().skip(1).filter(|l| !l.is_empty()) {
+        assert!(ours.contains(line), "missing {line:?} in {ours}");
+    }
+    // The module's first frame, the metadata, routes the fork to its call.
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tcp,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        "{\"call\":\"c1\"}".into(),
+    ))
+    .await
+    .unwrap();
+    let session = pending.wait(DEADLINE).await.expect("fork arrives");
+    assert_eq!(session.metadata.as_deref(), Some("{\"call\":\"c1\"}"));
+}

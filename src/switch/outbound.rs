@@ -137,6 +137,7 @@ impl OutboundAcceptor {
                             self.options.clone(),
                             tx.clone(),
                             cancel.child_token(),
+                            tasks.clone(),
                         )
                         .instrument(span),
                     );
@@ -148,12 +149,12 @@ impl OutboundAcceptor {
                 }
             }
         }
+        // Channels still attached hang up and close their sockets on the same cancellation;
+        // wait for them (each is bounded by its command timeout and a short close wait).
         tasks.close();
-        if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
-            .await
-            .is_err()
-        {
-            warn!("some socket handshakes did not finish before shutdown");
+        let bound = self.options.command_timeout * 2 + Duration::from_secs(5);
+        if tokio::time::timeout(bound, tasks.wait()).await.is_err() {
+            warn!("some FreeSWITCH channels did not close before shutdown");
         }
         info!(listen = %local, "stopped accepting FreeSWITCH socket connections");
     }
@@ -164,8 +165,9 @@ async fn attach_and_hand_over(
     options: OutboundOptions,
     tx: mpsc::Sender<ChannelHandle>,
     shutdown: CancellationToken,
+    tasks: TaskTracker,
 ) {
-    let handshake = attach(stream, &options, shutdown.clone());
+    let handshake = attach(stream, &options, shutdown.clone(), &tasks);
     let handle = tokio::select! {
         _ = shutdown.cancelled() => return,
         result = tokio::time::timeout(options.handshake_timeout, handshake) => match result {
@@ -192,11 +194,12 @@ async fn attach_and_hand_over(
 }
 
 /// `connect`, parse CHANNEL_DATA, `myevents`, and on a `full` socket `linger` and the CUSTOM
-/// subscription; then start the channel's pump.
-pub async fn attach(
+/// subscription; then start the channel's pump on `tasks`.
+async fn attach(
     stream: TcpStream,
     options: &OutboundOptions,
     shutdown: CancellationToken,
+    tasks: &TaskTracker,
 ) -> Result<ChannelHandle, OutboundError> {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
@@ -234,6 +237,6 @@ pub async fn attach(
         "channel attached"
     );
     Ok(channel::start(
-        client, events, data, options, shutdown, span,
+        client, events, data, options, shutdown, span, tasks,
     ))
 }

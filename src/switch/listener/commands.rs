@@ -3,9 +3,11 @@
 //! handler gets the argument string and the calling connection's context, and answers
 //! with the reply text.
 
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -167,16 +169,29 @@ impl CommandTable {
         names
     }
 
-    /// Runs `<command> <args>`; an unknown command answers as FreeSWITCH does.
+    /// Runs `<command> <args>`; an unknown command answers as FreeSWITCH does. A handler
+    /// that panics answers `-ERR <command> failed` instead of taking the connection down.
     pub fn execute(&self, line: &str, session: SessionContext, background: bool) -> ApiFuture {
         let (command, args) = split_command(line);
         match self.lookup(command) {
-            Some(handler) => handler.call(ApiRequest {
-                command: command.to_ascii_lowercase(),
-                args: args.to_string(),
-                session,
-                background,
-            }),
+            Some(handler) => {
+                let name = command.to_ascii_lowercase();
+                let call = handler.call(ApiRequest {
+                    command: name.clone(),
+                    args: args.to_string(),
+                    session,
+                    background,
+                });
+                Box::pin(async move {
+                    match AssertUnwindSafe(call).catch_unwind().await {
+                        Ok(output) => output,
+                        Err(_) => {
+                            tracing::error!(command = %name, "command handler panicked");
+                            format!("-ERR {name} failed\n")
+                        }
+                    }
+                })
+            }
             None => {
                 let text = format!("-ERR {command} Command not found!\n");
                 Box::pin(async move { text })
@@ -264,6 +279,18 @@ mod tests {
         assert_eq!(
             table.execute("foobar x y", session(), false).await,
             "-ERR foobar Command not found!\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_an_error() {
+        let table = CommandTable::new();
+        table.register("boom", |_request: ApiRequest| -> ApiFuture {
+            Box::pin(async { panic!("handler bug") })
+        });
+        assert_eq!(
+            table.execute("boom now", session(), false).await,
+            "-ERR boom failed\n"
         );
     }
 

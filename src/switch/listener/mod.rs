@@ -133,6 +133,14 @@ impl ListenerStats {
     }
 }
 
+struct OpenSession(Arc<ListenerStats>);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct Shared {
     config: ListenerConfig,
     table: Arc<CommandTable>,
@@ -232,8 +240,9 @@ impl Listener {
             let id = next_id;
             sessions.spawn(
                 async move {
-                    session::run(stream, peer, id, shared.clone(), cancel).await;
-                    shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+                    // Counted down even if the session task unwinds.
+                    let _open = OpenSession(shared.stats.clone());
+                    session::run(stream, peer, id, shared, cancel).await;
                 }
                 .instrument(span),
             );

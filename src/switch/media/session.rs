@@ -30,8 +30,9 @@ pub struct ForkSession {
     /// The first text frame (what `uuid_audio_fork ... start` was given as metadata).
     pub metadata: Option<String>,
     pub peer: SocketAddr,
-    /// `tx`: frames to play into the call. `rx`: the FreeSWITCH side's voice. Dropping it
-    /// closes the websocket with 1000.
+    /// `tx`: frames to play into the call. `rx`: the FreeSWITCH side's voice; keep draining it
+    /// (the pump does), as a full `rx` pushes back on the websocket and stalls `tx` too.
+    /// Dropping it closes the websocket with 1000.
     pub frames: FrameDuplex,
     pub control: ForkControl,
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 /// The result of an application run with [`ChannelControl::execute_wait`].
@@ -267,6 +268,7 @@ pub(super) fn start(
     options: &OutboundOptions,
     shutdown: CancellationToken,
     span: tracing::Span,
+    tasks: &TaskTracker,
 ) -> ChannelHandle {
     let initial = ChannelStatus {
         answered: data.is_answered(),
@@ -284,7 +286,7 @@ pub(super) fn start(
         grace: options.hangup_complete_grace,
         dropped: 0,
     };
-    tokio::spawn(
+    tasks.spawn(
         pump.run(stream, shutdown, released.clone())
             .instrument(span),
     );

@@ -18,6 +18,9 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener, cancel: CancellationT
             accepted = listener.accept() => accepted,
         };
         if let Ok((stream, _)) = accepted {
+            // As mod_event_socket does; without it a reply and the event right after it wait
+            // for the peer's delayed ACK.
+            let _ = stream.set_nodelay(true);
             tokio::spawn(connection(core.clone(), stream, cancel.clone()));
         }
     }

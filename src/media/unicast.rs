@@ -1,0 +1,265 @@
+//! FreeSWITCH's `unicast` UDP leg as a pump side: datagrams of L16 at the channel's codec rate
+//! are resampled to 16 kHz frames, and the pump's frames go back resampled to the channel rate,
+//! exactly one datagram of one 20 ms frame per frame handed over (the pump's tick is the
+//! pacing; FreeSWITCH writes each datagram straight into the channel).
+
+use super::frame::{Frame, FrameAssembler, FRAME_BYTES, SAMPLE_RATE};
+use super::resample::Resampler;
+use super::side::FrameDuplex;
+use crate::switch::unicast::{frame_bytes, UnicastLeg};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
+
+const CHANNEL_FRAMES: usize = 8;
+/// Larger than any L16 frame FreeSWITCH sends (48 kHz: 1920 bytes); longer datagrams are cut.
+const DATAGRAM_MAX: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnicastSideError {
+    #[error("unsupported channel rate {0} Hz for unicast (expected 8000, 16000, 32000 or 48000)")]
+    Rate(u32),
+}
+
+/// Per-direction conversion state, allocated once per call.
+struct Converter {
+    resampler: Option<Resampler>,
+    samples: Vec<i16>,
+    converted: Vec<i16>,
+    bytes: Vec<u8>,
+}
+
+impl Converter {
+    fn new(from: u32, to: u32) -> Result<Converter, UnicastSideError> {
+        let resampler = Resampler::new(from, to).ok_or(UnicastSideError::Rate(from.max(to)))?;
+        let resampler = (!resampler.is_identity()).then_some(resampler);
+        Ok(Converter {
+            resampler,
+            samples: Vec::with_capacity(DATAGRAM_MAX / 2),
+            converted: Vec::with_capacity(DATAGRAM_MAX / 2),
+            bytes: Vec::with_capacity(DATAGRAM_MAX),
+        })
+    }
+
+    /// Converts little-endian L16 bytes, appending the result (as bytes) to `self.bytes`.
+    fn convert(&mut self, input: &[u8]) {
+        self.samples.clear();
+        self.samples.extend(
+            input
+                .chunks_exact(2)
+                .map(|p| i16::from_le_bytes([p[0], p[1]])),
+        );
+        let out = match self.resampler.as_mut() {
+            Some(r) => {
+                self.converted.clear();
+                r.process(&self.samples, &mut self.converted);
+                &self.converted
+            }
+            None => &self.samples,
+        };
+        self.bytes.extend(out.iter().flat_map(|s| s.to_le_bytes()));
+    }
+}
+
+/// Starts the task that serves `leg` for a channel whose codec runs at `channel_rate`. The
+/// returned duplex plugs into the pump as the switch side; dropping it, or `cancel`, ends the
+/// task.
+pub fn spawn_unicast(
+    leg: UnicastLeg,
+    channel_rate: u32,
+    cancel: CancellationToken,
+) -> Result<(FrameDuplex, JoinHandle<()>), UnicastSideError> {
+    if ![8000, 16000, 32000, 48000].contains(&channel_rate) {
+        return Err(UnicastSideError::Rate(channel_rate));
+    }
+    let inbound = Converter::new(channel_rate, SAMPLE_RATE)?;
+    let outbound = Converter::new(SAMPLE_RATE, channel_rate)?;
+    let (to_switch_tx, to_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
+    let (from_switch_tx, from_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
+    let task = tokio::spawn(
+        serve(
+            leg,
+            channel_rate,
+            inbound,
+            outbound,
+            from_switch_tx,
+            to_switch_rx,
+            cancel,
+        )
+        .instrument(tracing::Span::current()),
+    );
+    Ok((
+        FrameDuplex {
+            tx: to_switch_tx,
+            rx: from_switch_rx,
+        },
+        task,
+    ))
+}
+
+async fn serve(
+    leg: UnicastLeg,
+    channel_rate: u32,
+    mut inbound: Converter,
+    mut outbound: Converter,
+    from_switch: mpsc::Sender<Frame>,
+    mut to_switch: mpsc::Receiver<Frame>,
+    cancel: CancellationToken,
+) {
+    let datagram = frame_bytes(channel_rate);
+    let mut assembler = FrameAssembler::new();
+    let mut buf = [0u8; DATAGRAM_MAX];
+    let (mut datagrams_in, mut datagrams_out, mut dropped_in) = (0u64, 0u64, 0u64);
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break "cancelled",
+            res = leg.recv(&mut buf) => match res {
+                Ok(n) => {
+                    datagrams_in += 1;
+                    inbound.bytes.clear();
+                    inbound.convert(&buf[..n]);
+                    let mut ready = [Frame::SILENCE; 2];
+                    let mut count = 0;
+                    // One 20 ms datagram makes at most one frame plus a carried remainder;
+                    // longer ones are cut to what fits rather than queued without bound.
+                    for piece in inbound.bytes.chunks(FRAME_BYTES) {
+                        assembler.push(piece, |f| {
+                            if count < ready.len() {
+                                ready[count] = f;
+                                count += 1;
+                            }
+                        });
+                    }
+                    // UDP has no back-pressure to give: if the pump has not drained the
+                    // previous frames, the new one is lost like a late datagram.
+                    let mut gone = false;
+                    for frame in &ready[..count] {
+                        match from_switch.try_send(*frame) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => dropped_in += 1,
+                            Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
+                        }
+                    }
+                    if gone {
+                        break "pump gone";
+                    }
+                }
+                // ICMP port unreachable before FreeSWITCH binds its side shows up here on a
+                // connected socket; it is not fatal.
+                Err(e) => debug!(error = %e, "unicast receive error"),
+            },
+            frame = to_switch.recv() => {
+                let Some(frame) = frame else { break "pump gone" };
+                outbound.convert(frame.as_bytes());
+                while outbound.bytes.len() >= datagram {
+                    if let Err(e) = leg.send(&outbound.bytes[..datagram]).await {
+                        debug!(error = %e, "unicast send error");
+                    }
+                    datagrams_out += 1;
+                    outbound.bytes.drain(..datagram);
+                }
+            }
+        }
+    };
+    info!(
+        reason,
+        datagrams_in, datagrams_out, dropped_in, "unicast leg closed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::unicast::UnicastPorts;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    fn tone(hz: f64, rate: u32, start: usize, n: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|i| (8000.0 * (std::f64::consts::TAU * hz * i as f64 / rate as f64).sin()) as i16)
+            .collect()
+    }
+
+    fn hz(samples: &[i16], rate: u32) -> f64 {
+        let crossings = samples
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        crossings as f64 / 2.0 / (samples.len() as f64 / rate as f64)
+    }
+
+    #[tokio::test]
+    async fn an_8k_leg_becomes_16k_frames_and_back() {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let base = 41_000 + (std::process::id() % 400) as u16 * 4;
+        let ports = UnicastPorts::new(base..=base + 399);
+        let leg = ports.open(localhost, localhost).await.unwrap();
+        let sidecar = leg.local();
+        // The switch double: binds FreeSWITCH's port and talks to the sidecar's.
+        let fs = tokio::net::UdpSocket::bind(leg.freeswitch()).await.unwrap();
+        let cancel = CancellationToken::new();
+        let (mut duplex, task) = spawn_unicast(leg, 8000, cancel.clone()).unwrap();
+        let mut got = Vec::new();
+
+        // Paced like FreeSWITCH: one datagram per 20 ms.
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        for n in 0..50 {
+            clock.tick().await;
+            let bytes: Vec<u8> = tone(1000.0, 8000, n * 160, 160)
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect();
+            fs.send_to(&bytes, sidecar).await.unwrap();
+            // Drain as the pump would, so the frames are not dropped as late.
+            while let Ok(frame) = duplex.rx.try_recv() {
+                got.extend(frame.samples());
+            }
+        }
+        while got.len() < 40 * 320 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), duplex.rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            got.extend(frame.samples());
+        }
+        let measured = hz(&got[1000..], 16_000);
+        assert!((measured - 1000.0).abs() < 30.0, "{measured} Hz at 16 kHz");
+
+        for n in 0..10 {
+            let frame = Frame::from_samples(&tone(440.0, 16_000, n * 320, 320)).unwrap();
+            duplex.tx.send(frame).await.unwrap();
+        }
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 2048];
+        while heard.len() < 9 * 160 {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(10), fs.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 320, "one 20 ms frame at 8 kHz per datagram");
+            heard.extend(
+                buf[..n]
+                    .chunks_exact(2)
+                    .map(|p| i16::from_le_bytes([p[0], p[1]])),
+            );
+        }
+        let measured = hz(&heard[100..], 8000);
+        assert!((measured - 440.0).abs() < 25.0, "{measured} Hz at 8 kHz");
+
+        drop(duplex);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn odd_rates_are_refused() {
+        assert!(matches!(
+            Converter::new(0, 16_000),
+            Err(UnicastSideError::Rate(_))
+        ));
+    }
+}
