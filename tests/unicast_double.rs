@@ -14,9 +14,7 @@ use tokio_util::sync::CancellationToken;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/freeswitch-1.10.12")
-        .join(name)
+    support::eslcap::fixtures_dir().join(name)
 }
 
 fn read_l16(name: &str) -> Vec<i16> {
@@ -70,7 +68,9 @@ fn tone(hz: f64, amplitude: f64, rate: u32, samples: usize) -> Vec<i16> {
 
 /// The s3 sendmsg's addresses, on free ports: the sidecar side bound first.
 async fn request_with_listener() -> (UnicastRequest, UdpSocket) {
-    let sidecar = UdpSocket::bind("127.0.0.1:0").await.expect("bind sidecar side");
+    let sidecar = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind sidecar side");
     let remote = sidecar.local_addr().expect("local addr");
     let request = UnicastRequest {
         uuid: "s3".to_string(),
@@ -178,7 +178,11 @@ async fn heard_pattern(chop: bool) -> (String, Vec<i16>) {
     }
     // The double keeps playing (silence) after the last frame; a few ticks more cover it.
     let heard = leg.wait_heard(85 * 160, DEADLINE).await;
-    assert!(heard.len() >= 85 * 160, "call played {} samples", heard.len());
+    assert!(
+        heard.len() >= 85 * 160,
+        "call played {} samples",
+        heard.len()
+    );
     leg.stop().await;
     (frame_pattern(&heard, 160), heard)
 }
@@ -195,8 +199,8 @@ async fn with_send_silence_when_idle_the_call_hears_it_chopped_as_in_s3a() {
 
     let (pattern, heard) = heard_pattern(true).await;
     let n = audible(&pattern);
-    assert!((46..=52).contains(&n), "double heard {n} of 75: {pattern}");
-    assert!(pattern.contains("T.TT.TT.TT"), "chop pattern: {pattern}");
+    assert!((44..=56).contains(&n), "double heard {n} of 75: {pattern}");
+    assert!(pattern.contains("T.TT.TT"), "chop pattern: {pattern}");
     assert!(energy_share(&heard, 8000, 1000.0) > 0.5, "1 kHz heard");
 }
 
@@ -206,13 +210,12 @@ async fn without_it_the_call_hears_every_frame_as_in_s3b() {
     assert_eq!(audible(&fixture_pattern), 74, "s3b: {fixture_pattern}");
 
     let (pattern, heard) = heard_pattern(false).await;
-    let run = pattern
-        .split('.')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    assert!(run >= 73, "longest unbroken run {run}: {pattern}");
-    assert!(energy_share(&heard, 8000, 1000.0) > 0.9, "1 kHz heard");
+    // Whole: every frame heard (a loaded test machine may lose one or two to a late tick,
+    // far from the third that the chop takes).
+    let n = audible(&pattern);
+    assert!(n >= 72, "double heard {n} of 75: {pattern}");
+    // The window also holds the silent tail, so the share is about 75/85 at best.
+    assert!(energy_share(&heard, 8000, 1000.0) > 0.8, "1 kHz heard");
 }
 
 #[test]
@@ -222,4 +225,111 @@ fn send_silence_when_idle_counts_when_nonzero() {
     assert!(!silence_when_idle(Some("0")));
     assert!(!silence_when_idle(None));
     assert!(!silence_when_idle(Some("")));
+}
+
+/// Plays the sidecar's role on a `socket` connection from the double: `connect`, then the
+/// unicast sendmsg with the addresses of `request`. Returns the connection (hanging up on drop).
+async fn socket_unicast(
+    double: &support::fs_double::FsDouble,
+    variables: &[(String, String)],
+    request: &UnicastRequest,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let acceptor = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind acceptor");
+    let addr = acceptor.local_addr().expect("addr");
+    double.dial_route(addr, "echo123", "1000", None, variables, true);
+    let (mut stream, _) = tokio::time::timeout(DEADLINE, acceptor.accept())
+        .await
+        .expect("socket connection from the double")
+        .expect("accept");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    async fn read_until(
+        stream: &mut tokio::net::TcpStream,
+        seen: &mut Vec<u8>,
+        buf: &mut [u8],
+        needle: &str,
+    ) {
+        let found = tokio::time::timeout(DEADLINE, async {
+            while !String::from_utf8_lossy(seen).contains(needle) {
+                let n = stream.read(buf).await.expect("read");
+                assert!(n > 0, "double closed the socket");
+                seen.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "no {needle:?} in {}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.clear();
+    }
+    stream.write_all(b"connect\n\n").await.expect("write");
+    read_until(&mut stream, &mut seen, &mut buf, "Unique-ID").await;
+    let sendmsg = format!(
+        "sendmsg\ncall-command: unicast\nlocal-ip: {}\nlocal-port: {}\nremote-ip: {}\n\
+         remote-port: {}\ntransport: udp\n\n",
+        request.local_ip, request.local_port, request.remote_ip, request.remote_port
+    );
+    stream.write_all(sendmsg.as_bytes()).await.expect("write");
+    read_until(&mut stream, &mut seen, &mut buf, "+OK").await;
+    stream
+}
+
+/// Through the double's own `sendmsg` handling: the hook chops only on a channel that has
+/// `send_silence_when_idle` set.
+async fn hook_heard(variables: &[(String, String)]) -> usize {
+    use support::fs_double::unicast::UnicastHook;
+    let double = support::fs_double::FsDouble::start().await;
+    let hook = UnicastHook::new(Voice::Silence);
+    double.set_media_hook(std::sync::Arc::new(hook.clone()));
+    let (mut request, sidecar) = request_with_listener().await;
+    let free = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    request.local_port = free.local_addr().expect("addr").port();
+    drop(free);
+    let _socket = socket_unicast(&double, variables, &request).await;
+    let got = receive(&sidecar, 3).await;
+    assert!(got.iter().all(|(d, _)| d.len() == 320), "8 kHz frames");
+    let local = got[0].1;
+    assert_eq!(local.port(), request.local_port, "sent from local-port");
+    let ours = tone(1000.0, 8000.0, 8000, 75 * 160);
+    let mut clock = tokio::time::interval(Duration::from_millis(20));
+    for frame in ours.chunks_exact(160) {
+        clock.tick().await;
+        let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
+        sidecar.send_to(&bytes, local).await.expect("send");
+    }
+    let leg = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let legs: Vec<_> = double
+                .channels()
+                .into_iter()
+                .filter_map(|c| hook.leg(&c.uuid))
+                .collect();
+            if let Some(leg) = legs.into_iter().next() {
+                return leg;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("unicast leg running");
+    let heard = leg.wait_heard(85 * 160, DEADLINE).await;
+    audible(&frame_pattern(&heard, 160))
+}
+
+#[tokio::test]
+async fn sendmsg_unicast_on_a_skype_route_channel_is_chopped() {
+    let vars = [("send_silence_when_idle".to_string(), "-1".to_string())];
+    let n = hook_heard(&vars).await;
+    assert!((44..=56).contains(&n), "heard {n} of 75");
+}
+
+#[tokio::test]
+async fn sendmsg_unicast_without_the_variable_is_whole() {
+    let n = hook_heard(&[]).await;
+    assert!(n >= 72, "heard {n} of 75");
 }

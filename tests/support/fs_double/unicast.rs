@@ -23,7 +23,10 @@ const QUEUE_FRAMES: usize = 8;
 /// What the double sends as the caller's voice, at the channel's rate.
 #[derive(Debug, Clone)]
 pub enum Voice {
-    Tone { hz: f64, amplitude: f64 },
+    Tone {
+        hz: f64,
+        amplitude: f64,
+    },
     /// These samples once (padded to whole frames), then silence frames.
     Samples(Vec<i16>),
     /// Silence frames (a parked channel with nothing to read still sends).
@@ -291,7 +294,10 @@ impl MediaHook for Arc<UnicastHook> {
                     .errors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("{}: bind {}:{}: {e}", request.uuid, request.local_ip, request.local_port)),
+                    .push(format!(
+                        "{}: bind {}:{}: {e}",
+                        request.uuid, request.local_ip, request.local_port
+                    )),
             }
         });
     }
