@@ -81,6 +81,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("cannot start the audio fork server")?;
     let gateway = Gateway::new(settings.clone(), inbound, media, stop.clone());
+    if let Some(supervisor) = &supervisor {
+        let _ = gateway.supervisor.set(supervisor.clone());
+    }
     for iface in &settings.interfaces {
         gateway.add_interface(iface.clone());
     }

@@ -124,7 +124,11 @@ pub fn init(settings: &LogSettings) -> LogBus {
     let registry = tracing_subscriber::registry().with(filter).with(tap);
     let result = match settings.format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -42,7 +42,8 @@ struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        // Clients before their X servers, so they stop cleanly rather than lose their display.
+        for c in self.0.iter_mut().rev() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -89,6 +90,15 @@ fn start_xvfb(children: &mut Children, from: u32) -> Result<(u32, String)> {
         let display = format!(":{n}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            // Another process may have taken the number since the check: only a server that
+            // is ours (our child still running) counts.
+            let ours = children
+                .0
+                .last_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if !ours {
+                break;
+            }
             if x11rb::connect(Some(&display)).is_ok() {
                 return Ok((n, display));
             }
@@ -107,7 +117,7 @@ async fn next_message(
             Ok(Some(LinkEvent::Message(m))) => return Ok(m),
             Ok(Some(_)) => continue,
             Ok(None) => bail!("link closed"),
-            Err(_) => bail!("timed out"),
+            Err(_) => bail!("no message within {wait:?}"),
         }
     }
 }
@@ -124,8 +134,28 @@ async fn run_call(
     seconds: u64,
     stop: CancellationToken,
 ) -> Result<CallStats> {
-    let mut link = skypopen::skype::x11::spawn_controller_link(&display, stop.clone());
-    let wait = Duration::from_secs(30);
+    let call = setup_and_stream(&display, &user, &target, seconds, stop).await;
+    call.with_context(|| format!("{user} on {display}"))
+}
+
+async fn setup_and_stream(
+    display: &str,
+    user: &str,
+    target: &str,
+    seconds: u64,
+    stop: CancellationToken,
+) -> Result<CallStats> {
+    let mut link = skypopen::skype::x11::spawn_controller_link(display, stop.clone());
+    let wait = Duration::from_secs(60);
+    // Commands sent before the link has found the client are dropped: wait for it.
+    loop {
+        match tokio::time::timeout(wait, link.events.recv()).await {
+            Ok(Some(LinkEvent::Attached { .. })) => break,
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("link closed"),
+            Err(_) => bail!("no Skype client found within {wait:?}"),
+        }
+    }
     let send = link.outgoing.clone();
     send.send("NAME bench".into()).await?;
     send.send("PROTOCOL 8".into()).await?;
@@ -139,7 +169,9 @@ async fn run_call(
     }
     send.send(format!("CALL {target}")).await?;
     let id = loop {
-        let m = next_message(&mut link.events, wait).await?;
+        let m = next_message(&mut link.events, wait)
+            .await
+            .context("waiting for CURRENTUSERHANDLE")?;
         if m.ends_with("STATUS UNPLACED") {
             break m.split(' ').nth(1).unwrap_or_default().to_string();
         }
@@ -148,7 +180,9 @@ async fn run_call(
         }
     };
     loop {
-        let m = next_message(&mut link.events, wait).await?;
+        let m = next_message(&mut link.events, wait)
+            .await
+            .context("waiting for UNPLACED")?;
         if m == format!("CALL {id} STATUS INPROGRESS") {
             break;
         }
@@ -171,8 +205,12 @@ async fn run_call(
         output.local_addr()?.port()
     ))
     .await?;
-    let (mut to_client, _) = tokio::time::timeout(wait, input.accept()).await??;
-    let (mut from_client, _) = tokio::time::timeout(wait, output.accept()).await??;
+    let (mut to_client, _) = tokio::time::timeout(wait, input.accept())
+        .await
+        .context("waiting for the input connection")??;
+    let (mut from_client, _) = tokio::time::timeout(wait, output.accept())
+        .await
+        .context("waiting for the output connection")??;
     // Keep draining notifications (DURATION ticks) so the link never backs up.
     let drain = tokio::spawn(async move { while link.events.recv().await.is_some() {} });
     let frames = (seconds * 50) as usize;
@@ -313,7 +351,7 @@ async fn main() -> Result<()> {
                     freqs.push(f);
                 }
             }
-            Err(e) => failures.push(e.to_string()),
+            Err(e) => failures.push(format!("{e:#}")),
         }
     }
     stop.cancel();

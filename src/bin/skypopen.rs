@@ -32,6 +32,13 @@ enum Command {
         /// The original `skypopen.conf.xml`.
         xml: PathBuf,
     },
+    /// Run an `sk` command on the running sidecar through its listener (host, port and
+    /// password from the configuration), e.g. `skypopen sk list`.
+    Sk {
+        /// The command's words, e.g. `list`, `console interface1`, `calls`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
         Command::MigrateConfig { xml } => migrate_config(&xml),
+        Command::Sk { args } => sk(&cli.config, &args),
     };
     match result {
         Ok(code) => code,
@@ -48,6 +56,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A client of the sidecar's own listener, like `fs_cli -x "sk ..."`.
+fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(path)?;
+    let addr = settings.listener.listen;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let command = format!("sk {}", args.join(" "));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let output = runtime.block_on(async {
+        let (client, _events) = freeswitch_esl_tokio::EslClient::connect(
+            &host,
+            addr.port(),
+            settings.listener_password.expose(),
+        )
+        .await
+        .with_context(|| format!("cannot reach the skypopen listener at {addr}"))?;
+        let reply = client
+            .api(command.trim_end())
+            .await
+            .with_context(|| format!("`{}` failed", command.trim_end()))?;
+        anyhow::Ok(reply.body().unwrap_or("").to_string())
+    })?;
+    print!("{output}");
+    if !output.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {

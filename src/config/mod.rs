@@ -194,6 +194,44 @@ pub struct StateSettings {
     pub dir: PathBuf,
 }
 
+/// The gateway's call timers, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSettings {
+    /// From `CALL <dest>` to the far end ringing (or answering).
+    #[serde(default = "defaults::setup_timeout_secs")]
+    pub setup_timeout_secs: f64,
+    /// How long the far end of an outbound call may ring before NO_ANSWER.
+    #[serde(default = "defaults::ring_timeout_secs")]
+    pub ring_timeout_secs: f64,
+    /// From `ALTER CALL <id> ANSWER` to `STATUS INPROGRESS` on an inbound call.
+    #[serde(default = "defaults::answer_timeout_secs")]
+    pub answer_timeout_secs: f64,
+    /// From `originate` to its `socket` connecting back (the dialplan answered).
+    #[serde(default = "defaults::originate_timeout_secs")]
+    pub originate_timeout_secs: f64,
+}
+
+impl CallSettings {
+    pub fn setup_timeout(&self) -> std::time::Duration {
+        secs(self.setup_timeout_secs)
+    }
+    pub fn ring_timeout(&self) -> std::time::Duration {
+        secs(self.ring_timeout_secs)
+    }
+    pub fn answer_timeout(&self) -> std::time::Duration {
+        secs(self.answer_timeout_secs)
+    }
+    pub fn originate_timeout(&self) -> std::time::Duration {
+        secs(self.originate_timeout_secs)
+    }
+}
+
+/// Validation keeps timers positive and finite; this only guards the conversion.
+fn secs(value: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(value).unwrap_or(std::time::Duration::from_secs(1))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -278,6 +316,7 @@ const SECTIONS: &[&str] = &[
     "clients",
     "state",
     "log",
+    "calls",
     "defaults",
     "interface",
 ];
@@ -316,6 +355,7 @@ pub struct Settings {
     pub unicast_ports: RangeInclusive<u16>,
     pub state: StateSettings,
     pub log: LogSettings,
+    pub calls: CallSettings,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -407,6 +447,8 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     let state: StateSettings =
         section(&mut tree, "state", problems).unwrap_or_else(defaults::state);
     let log: LogSettings = section(&mut tree, "log", problems).unwrap_or_else(defaults::log);
+    let calls: CallSettings = section(&mut tree, "calls", problems).unwrap_or_else(defaults::calls);
+    validate::call_timers(&calls, problems);
     let defaults_params: InterfaceParams =
         section(&mut tree, "defaults", problems).unwrap_or_default();
     let entries = tree
@@ -458,6 +500,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         unicast_ports,
         state,
         log,
+        calls,
         interfaces,
     }
 }
@@ -713,6 +756,26 @@ mod defaults {
     }
     pub fn state() -> StateSettings {
         StateSettings { dir: state_dir() }
+    }
+    pub fn setup_timeout_secs() -> f64 {
+        30.0
+    }
+    pub fn ring_timeout_secs() -> f64 {
+        60.0
+    }
+    pub fn answer_timeout_secs() -> f64 {
+        10.0
+    }
+    pub fn originate_timeout_secs() -> f64 {
+        60.0
+    }
+    pub fn calls() -> CallSettings {
+        CallSettings {
+            setup_timeout_secs: setup_timeout_secs(),
+            ring_timeout_secs: ring_timeout_secs(),
+            answer_timeout_secs: answer_timeout_secs(),
+            originate_timeout_secs: originate_timeout_secs(),
+        }
     }
     pub fn log() -> LogSettings {
         LogSettings {

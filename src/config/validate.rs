@@ -2,7 +2,9 @@
 //! `skypopen check` can list everything that is wrong at once.
 
 use super::locate::Location;
-use super::{ClientKind, ClientsSettings, InterfaceConfig, ListenerSettings, SwitchSettings};
+use super::{
+    CallSettings, ClientKind, ClientsSettings, InterfaceConfig, ListenerSettings, SwitchSettings,
+};
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
@@ -77,6 +79,24 @@ pub fn media_url(url: &str, problems: &mut Vec<Problem>) {
             "switch.media_url",
             format!("{url:?} must start with ws:// or wss://"),
         ));
+    }
+}
+
+/// Every call timer is a positive number of seconds, at most a day.
+pub fn call_timers(calls: &CallSettings, problems: &mut Vec<Problem>) {
+    let timers = [
+        ("calls.setup_timeout_secs", calls.setup_timeout_secs),
+        ("calls.ring_timeout_secs", calls.ring_timeout_secs),
+        ("calls.answer_timeout_secs", calls.answer_timeout_secs),
+        ("calls.originate_timeout_secs", calls.originate_timeout_secs),
+    ];
+    for (key, value) in timers {
+        if !(value > 0.0 && value <= 86_400.0) {
+            problems.push(Problem::new(
+                key,
+                format!("{value} must be a number of seconds above 0 and at most 86400"),
+            ));
+        }
     }
 }
 

@@ -7,17 +7,17 @@
 //! into the dialplan with a `socket` back to us; when that socket connects (FreeSWITCH has
 //! answered) the Skype call is answered and the media path opens.
 
-use super::causes::{HangupCause, SkypeOutcome};
+use super::causes::{HangupCause, SkypeOutcome, FAILURE_MISC};
 use super::dialstring::{self, Pick};
 use super::interface::{CallDone, InterfaceRequest};
-use super::media_path::{self, MediaPath};
+use super::media_path::{self, MediaEvent, MediaPath};
 use super::originate::InboundOriginate;
 use super::registry::{CallFlow, ClaimError, Direction, IfaceState, Reservation};
 use super::{Gateway, LiveCall};
 use crate::config::{InterfaceConfig, MediaMode};
 use crate::skype::api::{
     self, CallAction, CallEvent, CallId, CallProperty, CallStatus, Command, Handle, Incoming,
-    Notification,
+    Notification, ProfileProperty,
 };
 use crate::skype::session::{SessionError, SessionHandle};
 use crate::switch::outbound::{ChannelControl, ChannelEvent, ChannelHandle};
@@ -25,14 +25,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn, Instrument};
 
-/// From `CALL` to the far end ringing (or answering).
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the far end may ring.
-const RING_TIMEOUT: Duration = Duration::from_secs(60);
-/// From `ALTER CALL <id> ANSWER` to `STATUS INPROGRESS`.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-/// From `originate` to the `socket` connection (the dialplan answered).
-const ORIGINATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Digits waiting to be sent to Skype on one call.
+const DTMF_QUEUE: usize = 32;
 
 /// What the interface actor forwards to a call.
 #[derive(Debug, Clone)]
@@ -161,6 +155,8 @@ struct Call {
     answered: bool,
     failure_reason: Option<u32>,
     ring_claim: Option<(String, String)>,
+    /// Feeds the task that sends this call's DTMF to Skype, one digit after the other.
+    dtmf_out: Option<mpsc::Sender<Command>>,
 }
 
 /// How the call ended, and which side still needs telling.
@@ -219,32 +215,93 @@ impl Call {
         let (Some(id), Some(channel)) = (self.skype_call, self.channel.clone()) else {
             return Err("media before the call is known on both sides".into());
         };
-        let media = media_path::open(&self.ctx.gw, &self.ctx.cfg, &self.ctx.session, id, &channel)
-            .await
-            .map_err(|e| e.to_string())?;
+        let inband = self.flag("skype_get_inband_dtmf", self.ctx.cfg.skype_get_inband_dtmf);
+        let media = media_path::open(
+            &self.ctx.gw,
+            &self.ctx.cfg,
+            &self.ctx.session,
+            id,
+            &channel,
+            inband,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.media = Some(media);
         Ok(())
     }
 
+    /// Channel variables as the original module set them (`skype_user`, ...), so the
+    /// dialplan and CDRs can tell which account carried the call. Values come from our
+    /// configuration or are numeric ids, never from Skype.
+    async fn set_channel_var(&self, name: &str, value: &str) {
+        let Some(channel) = &self.channel else { return };
+        if let Err(e) = channel
+            .execute("set", Some(&format!("{name}={value}")))
+            .await
+        {
+            debug!(%name, error = %e, "cannot set channel variable");
+        }
+    }
+
     /// DTMF from the FreeSWITCH channel goes to Skype as `SET CALL <id> DTMF <d>`.
-    fn dtmf_to_skype(&self, digit: char) {
+    fn dtmf_to_skype(&mut self, digit: char) {
         let Some(id) = self.skype_call else { return };
-        match Command::dtmf(id, digit) {
-            Ok(cmd) => {
-                let session = self.ctx.session.clone();
-                // Tagged, so the client's echo is a reply and never loops back as remote DTMF.
-                tokio::spawn(
-                    async move {
+        let cmd = match Command::dtmf(id, digit) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                info!(%digit, error = %e, "DTMF digit Skype cannot carry; dropped");
+                return;
+            }
+        };
+        // One sender per call keeps the digits in order; each is tagged, so the client's
+        // echo is a reply and never loops back as a remote key press.
+        let queue = self.dtmf_out.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<Command>(DTMF_QUEUE);
+            let session = self.ctx.session.clone();
+            tokio::spawn(
+                async move {
+                    while let Some(cmd) = rx.recv().await {
                         if let Err(e) = session.request(cmd).await {
                             debug!(error = %e, "DTMF to Skype not confirmed");
                         }
                     }
-                    .in_current_span(),
-                );
-                debug!(%digit, "DTMF to Skype");
-            }
-            Err(e) => info!(%digit, error = %e, "DTMF digit Skype cannot carry; dropped"),
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        match queue.try_send(cmd) {
+            Ok(()) => debug!(%digit, "DTMF to Skype"),
+            Err(_) => warn!(%digit, "DTMF to Skype dropped: the client is not keeping up"),
         }
+    }
+
+    /// A per-call switch: the channel variable when the channel sets it, else the interface's
+    /// setting. Booleans as the original read them: `true` or `1`.
+    fn flag(&self, name: &str, default: bool) -> bool {
+        self.channel
+            .as_ref()
+            .and_then(|c| c.data().variable(name))
+            .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+            .unwrap_or(default)
+    }
+
+    /// Signalled DTMF from Skype. While the channel is bridged the digit is assumed to travel
+    /// in-band too, so it is only queued when `skype_add_outband_dtmf_also_when_bridged` says so
+    /// (the original's rule).
+    fn signalled_dtmf_to_switch(&self, digits: &str) {
+        let bridged = self.channel.as_ref().is_some_and(|c| {
+            c.data().variable("bridge_uuid").is_some() || c.data().variable("signal_bond").is_some()
+        });
+        let also = self.flag(
+            "skype_add_outband_dtmf_also_when_bridged",
+            self.ctx.cfg.skype_add_outband_dtmf_also_when_bridged,
+        );
+        if bridged && !also {
+            info!(%digits, "signalled DTMF not queued: the channel is bridged and skype_add_outband_dtmf_also_when_bridged is off");
+            return;
+        }
+        self.dtmf_to_switch(digits);
     }
 
     /// DTMF from the remote Skype party goes into the call with `uuid_send_dtmf` on our
@@ -401,6 +458,7 @@ pub(crate) async fn run_outbound(call: Outbound) {
             answered: false,
             failure_reason: None,
             ring_claim: None,
+            dtmf_out: None,
         };
         call.ctx.gw.registry.set_uuid(call.id(), &uuid);
         call.ctx
@@ -409,6 +467,9 @@ pub(crate) async fn run_outbound(call: Outbound) {
             .count_call(call.id(), Direction::Outbound);
         call.set_state(IfaceState::Dialing, CallFlow::Unplaced);
         call.publish(destination.as_str());
+        let (user, name) = (call.ctx.cfg.skype_user.clone(), call.ctx.cfg.name.clone());
+        call.set_channel_var("skype_user", &user).await;
+        call.set_channel_var("skypopen_interface", &name).await;
         let ended = outbound_flow(&mut call, destination, &mut inbox).await;
         call.finish(ended).await;
     }
@@ -447,13 +508,15 @@ async fn outbound_flow(
     };
     call.skype_call = Some(id);
     call.publish(destination.as_str());
+    call.set_channel_var("skypopen_call_id", &id.to_string())
+        .await;
     info!(skype_call = %id, "Skype call placed");
 
-    let setup = tokio::time::sleep(SETUP_TIMEOUT);
+    let setup = tokio::time::sleep(call.ctx.gw.settings.calls.setup_timeout());
     tokio::pin!(setup);
     let mut ringing_since: Option<Instant> = None;
     loop {
-        let ring_deadline = ringing_since.map(|t| t + RING_TIMEOUT);
+        let ring_deadline = ringing_since.map(|t| t + call.ctx.gw.settings.calls.ring_timeout());
         tokio::select! {
             _ = call.ctx.gw.cancel.cancelled() => return Ended::Shutdown,
             _ = &mut setup, if ringing_since.is_none() && !call.answered => {
@@ -461,7 +524,7 @@ async fn outbound_flow(
                 return Ended::BySkype(SkypeOutcome::SetupTimeout);
             }
             _ = sleep_until_opt(ring_deadline), if !call.answered => {
-                info!("no answer");
+                info!("the far end did not answer within calls.ring_timeout_secs");
                 return Ended::BySkype(SkypeOutcome::RingTimeout);
             }
             input = inbox.recv() => {
@@ -478,7 +541,7 @@ async fn outbound_flow(
                                 return ended;
                             }
                         }
-                        Progress::Dtmf(d) => call.dtmf_to_switch(&d),
+                        Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
                         Progress::FailureReason(n) => call.failure_reason = Some(n),
                         Progress::Other => {}
                     },
@@ -489,10 +552,16 @@ async fn outbound_flow(
                     return ended;
                 }
             }
-            stop = media_stopped(&mut call.media) => {
-                warn!(why = %stop, "audio path closed");
-                return Ended::BySkype(SkypeOutcome::ClientGone);
-            }
+            event = media_event(&mut call.media) => match event {
+                MediaEvent::Stopped(why) => {
+                    warn!(%why, "audio path closed");
+                    return Ended::BySkype(SkypeOutcome::ClientGone);
+                }
+                MediaEvent::InbandDigit(digit) => {
+                    info!(%digit, "in-band DTMF from Skype");
+                    call.dtmf_to_switch(&digit.to_string());
+                }
+            },
         }
     }
 }
@@ -504,6 +573,7 @@ async fn on_outbound_status(
 ) -> Option<Ended> {
     debug!(%status, "Skype call status");
     if let Some(outcome) = terminal_outcome(&status, call.failure_reason) {
+        let outcome = refine_pstn_failure(call, outcome).await;
         return Some(Ended::BySkype(outcome));
     }
     let channel = call.channel.clone()?;
@@ -559,6 +629,37 @@ async fn on_outbound_status(
     None
 }
 
+/// A SkypeOut call that FAILED with no specific reason: the client tells no "no credit"
+/// code, so the balance decides whether the call was barred for want of credit.
+async fn refine_pstn_failure(call: &Call, outcome: SkypeOutcome) -> SkypeOutcome {
+    let SkypeOutcome::Failed { reason } = outcome else {
+        return outcome;
+    };
+    let is_pstn = call
+        .ctx
+        .gw
+        .live_calls
+        .get(&call.uuid)
+        .is_some_and(|c| c.remote.starts_with('+'));
+    if !is_pstn || !matches!(reason, None | Some(FAILURE_MISC)) {
+        return outcome;
+    }
+    let balance = call
+        .ctx
+        .session
+        .request(Command::GetProfile(ProfileProperty::PstnBalance))
+        .await
+        .ok()
+        .and_then(|reply| reply.pstn_balance());
+    match balance {
+        Some(cents) if cents <= 0 => {
+            info!(balance = cents, "SkypeOut call failed without credit");
+            SkypeOutcome::NoCredit
+        }
+        _ => outcome,
+    }
+}
+
 /// The FreeSWITCH side's events during the call.
 fn on_channel_event(call: &mut Call, event: Option<ChannelEvent>) -> Option<Ended> {
     match event {
@@ -596,9 +697,9 @@ async fn next_channel_event(
     }
 }
 
-async fn media_stopped(media: &mut Option<MediaPath>) -> String {
+async fn media_event(media: &mut Option<MediaPath>) -> MediaEvent {
     match media {
-        Some(m) => m.stopped().await,
+        Some(m) => m.next_event().await,
         None => std::future::pending().await,
     }
 }
@@ -641,6 +742,7 @@ pub(crate) async fn run_inbound(call: Inbound) {
             answered: false,
             failure_reason: None,
             ring_claim: None,
+            dtmf_out: None,
         };
         let ended = match inbound_flow(&mut call, reservation, &mut inbox).await {
             Some(ended) => ended,
@@ -748,15 +850,16 @@ async fn inbound_flow(
     }
     .arguments();
     let inbound = gw.inbound.clone();
+    let originate_timeout = gw.settings.calls.originate_timeout();
     let originate = async move {
         inbound
-            .bgapi(&format!("originate {args}"), ORIGINATE_TIMEOUT)
+            .bgapi(&format!("originate {args}"), originate_timeout)
             .await
     };
     tokio::pin!(originate);
     let mut originate_done = false;
     tokio::pin!(socket_rx);
-    let deadline = tokio::time::sleep(ORIGINATE_TIMEOUT);
+    let deadline = tokio::time::sleep(originate_timeout);
     tokio::pin!(deadline);
 
     // Ringing: wait for FreeSWITCH to answer (the socket connects back).
@@ -824,7 +927,7 @@ async fn inbound_flow(
             _ => SkypeOutcome::Cancelled,
         }));
     }
-    let answer_deadline = tokio::time::sleep(ANSWER_TIMEOUT);
+    let answer_deadline = tokio::time::sleep(gw.settings.calls.answer_timeout());
     tokio::pin!(answer_deadline);
     loop {
         tokio::select! {
@@ -863,7 +966,7 @@ async fn inbound_flow(
                             other => debug!(status = %other, "status"),
                         }
                     }
-                    Progress::Dtmf(d) => call.dtmf_to_switch(&d),
+                    Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
                     Progress::FailureReason(n) => call.failure_reason = Some(n),
                     Progress::Other => {}
                 },
@@ -873,10 +976,16 @@ async fn inbound_flow(
                     return Some(ended);
                 }
             }
-            stop = media_stopped(&mut call.media) => {
-                warn!(why = %stop, "audio path closed");
-                return Some(Ended::BySkype(SkypeOutcome::ClientGone));
-            }
+            event = media_event(&mut call.media) => match event {
+                MediaEvent::Stopped(why) => {
+                    warn!(%why, "audio path closed");
+                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
+                }
+                MediaEvent::InbandDigit(digit) => {
+                    info!(%digit, "in-band DTMF from Skype");
+                    call.dtmf_to_switch(&digit.to_string());
+                }
+            },
         }
     }
 }

@@ -15,7 +15,7 @@
 //! | `STATUS FAILED`, FAILUREREASON 2 (no such user)  | UNALLOCATED_NUMBER          |
 //! | `STATUS FAILED`, FAILUREREASON 3 (offline)       | SUBSCRIBER_ABSENT           |
 //! | `STATUS FAILED`, FAILUREREASON 9/10/11 (blocked, not authorised) | CALL_REJECTED |
-//! | `STATUS FAILED`, FAILUREREASON 13 (no SkypeOut credit) | OUTGOING_CALL_BARRED  |
+//! | SkypeOut `STATUS FAILED` (reason 1 or none) with a PSTN balance of 0 or less | OUTGOING_CALL_BARRED |
 //! | `STATUS FAILED`, any other reason                 | NORMAL_TEMPORARY_FAILURE    |
 //! | `ERROR 36 Not online`, CONNSTATUS OFFLINE         | NETWORK_OUT_OF_ORDER        |
 //! | no idle interface                                 | NORMAL_CIRCUIT_CONGESTION   |
@@ -25,9 +25,10 @@
 
 pub use freeswitch_esl_tokio::HangupCause;
 
-/// FAILUREREASON code `skype-sim` (and, as far as it is known, the real client) uses for a
-/// SkypeOut call without credit.
-pub const FAILURE_NO_CREDIT: u32 = 13;
+/// FAILUREREASON 1, "miscellaneous error". The Skype API has no code for a SkypeOut call
+/// without credit (13 is "failure to call a commercial contact"); the client reports such a
+/// call with this one, so the gateway asks for the balance to tell it apart.
+pub const FAILURE_MISC: u32 = 1;
 
 /// Why a Skype call ended, as far as the gateway needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,11 @@ pub enum SkypeOutcome {
     Missed,
     Cancelled,
     UnknownIdentity,
-    Failed { reason: Option<u32> },
+    Failed {
+        reason: Option<u32>,
+    },
+    /// A SkypeOut call refused for want of credit.
+    NoCredit,
     NotOnline,
     NoIdleInterface,
     ClientGone,
@@ -60,9 +65,9 @@ impl SkypeOutcome {
                 Some(2) => HangupCause::UnallocatedNumber,
                 Some(3) => HangupCause::SubscriberAbsent,
                 Some(9..=11) => HangupCause::CallRejected,
-                Some(FAILURE_NO_CREDIT) => HangupCause::OutgoingCallBarred,
                 _ => HangupCause::NormalTemporaryFailure,
             },
+            SkypeOutcome::NoCredit => HangupCause::OutgoingCallBarred,
             SkypeOutcome::NotOnline => HangupCause::NetworkOutOfOrder,
             SkypeOutcome::NoIdleInterface => HangupCause::NormalCircuitCongestion,
             SkypeOutcome::ClientGone => HangupCause::DestinationOutOfOrder,
@@ -85,12 +90,7 @@ mod tests {
             (SkypeOutcome::Missed, "NO_ANSWER"),
             (SkypeOutcome::RingTimeout, "NO_ANSWER"),
             (SkypeOutcome::UnknownIdentity, "UNALLOCATED_NUMBER"),
-            (
-                SkypeOutcome::Failed {
-                    reason: Some(FAILURE_NO_CREDIT),
-                },
-                "OUTGOING_CALL_BARRED",
-            ),
+            (SkypeOutcome::NoCredit, "OUTGOING_CALL_BARRED"),
             (
                 SkypeOutcome::Failed { reason: Some(1) },
                 "NORMAL_TEMPORARY_FAILURE",

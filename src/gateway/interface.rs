@@ -3,7 +3,7 @@
 //! the call with that id.
 
 use super::call::{self, CallInput};
-use super::registry::Reservation;
+use super::registry::{IfaceState, Reservation};
 use super::Gateway;
 use crate::config::InterfaceConfig;
 use crate::shutdown::CancellationToken;
@@ -21,6 +21,11 @@ use tracing::{debug, info, warn, Instrument};
 
 /// Depth of each call's inbox of Skype notifications.
 const CALL_INBOX: usize = 64;
+/// How long one interface's transfer of a caller's ring keeps its siblings from transferring
+/// their legs of the same ring.
+const TRANSFER_DEDUPE: Duration = Duration::from_secs(2);
+/// How long a busy interface waits for a sibling that is taking a ring to say whose.
+const SIBLING_PATIENCE: Duration = Duration::from_secs(2);
 /// A call that does not take a notification within this long is stuck; it loses it.
 const FORWARD_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -336,6 +341,53 @@ async fn transfer_or_reject(gw: Gateway, cfg: InterfaceConfig, session: SessionH
         }) => h,
         Ok(_) | Err(_) => String::new(),
     };
+    // A sibling that is free, or has just taken a ring, may be taking this one: wait until it
+    // has told which caller it took before deciding (spec 5.4 rules 1 and 2).
+    let account_caller = (
+        cfg.skype_user.to_ascii_lowercase(),
+        caller.to_ascii_lowercase(),
+    );
+    let patience = tokio::time::Instant::now() + SIBLING_PATIENCE;
+    loop {
+        if gw.ring_claims.contains_key(&account_caller) {
+            debug!(skype_call = %id, %caller, "a sibling interface took this ring");
+            return;
+        }
+        let siblings = gw.registry.by_user(&cfg.skype_user);
+        let others = siblings.iter().filter(|s| s.id != cfg.id);
+        let mut deciding = false;
+        for sibling in others {
+            if sibling.is_free() {
+                debug!(skype_call = %id, "a sibling interface of the same account is free; it takes the ring");
+                return;
+            }
+            deciding |= sibling.state == IfaceState::Prering;
+        }
+        if !deciding || tokio::time::Instant::now() >= patience {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every busy interface of the account sees its own leg of the same ring: one of them
+    // transfers it, the others leave it (spec 5.4 rule 4).
+    let marker = (
+        format!("transfer:{}", cfg.skype_user.to_ascii_lowercase()),
+        caller.to_ascii_lowercase(),
+    );
+    match gw.ring_claims.entry(marker.clone()) {
+        dashmap::mapref::entry::Entry::Occupied(_) => {
+            debug!(skype_call = %id, %caller, "a sibling interface is transferring this ring");
+            return;
+        }
+        dashmap::mapref::entry::Entry::Vacant(free) => {
+            free.insert(cfg.id);
+        }
+    }
+    let claims = gw.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(TRANSFER_DEDUPE).await;
+        claims.ring_claims.remove(&marker);
+    });
     if let Ok(reservation) = gw.registry.hunt(Some(&cfg.skype_user)) {
         let Some(target) = gw.registry.get(reservation.id()) else {
             return;

@@ -3,26 +3,25 @@
 
 use super::Gateway;
 use crate::config::{InterfaceConfig, MediaMode};
-use crate::media::frame::{Frame, FrameAssembler, FRAME_BYTES};
+use crate::media::dsp::DtmfDetector;
+use crate::media::frame::Frame;
 use crate::media::pump::{self, PumpConfig, PumpCounters, PumpReport, PumpStop};
-use crate::media::resample::Resampler;
-use crate::media::side::FrameDuplex;
+use crate::media::side::{FrameDuplex, MediaSide, Offer};
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
 use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
 use crate::skype::session::SessionHandle;
 use crate::switch::media::{audio_fork_start, audio_fork_stop, ForkToken};
 use crate::switch::outbound::ChannelControl;
-use crate::switch::unicast::{self, UnicastLeg};
+use crate::switch::unicast;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 
 /// From `uuid_audio_fork ... start` to the websocket connecting.
 const FORK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Frames queued between the pump and a transport task.
-const TRANSPORT_QUEUE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -36,6 +35,10 @@ pub enum MediaError {
     Unicast(String),
 }
 
+/// Digits detected in-band before the call task takes them; a key press is rare, so a few
+/// suffice and an overflow only loses digits of a runaway tone.
+const INBAND_DIGITS: usize = 16;
+
 /// A running media path. Closing it stops the pump, the ports and the fork.
 pub struct MediaPath {
     cancel: CancellationToken,
@@ -44,16 +47,82 @@ pub struct MediaPath {
     fork: bool,
     uuid: String,
     pub counters: Arc<PumpCounters>,
+    /// DTMF digits found in the Skype party's audio, when in-band detection is on.
+    inband: Option<mpsc::Receiver<char>>,
+}
+
+/// The Skype side of the pump with a DTMF detector listening to what the Skype party says
+/// (`skype_get_inband_dtmf`: SkypeIn / SkypeOut callers key digits as tones).
+struct InbandDtmf {
+    inner: FrameDuplex,
+    detector: DtmfDetector,
+    reported: usize,
+    samples: Vec<i16>,
+    digits: mpsc::Sender<char>,
+}
+
+impl InbandDtmf {
+    fn listen(&mut self, frame: &Frame) {
+        self.samples.clear();
+        self.samples.extend(frame.samples());
+        self.detector.feed(&self.samples);
+        let found = self.detector.digits();
+        for digit in found[self.reported..].chars() {
+            if self.digits.try_send(digit).is_err() {
+                debug!(%digit, "in-band DTMF digit dropped: nobody takes them");
+            }
+        }
+        self.reported = found.len();
+    }
+}
+
+impl MediaSide for InbandDtmf {
+    async fn recv(&mut self) -> Option<Frame> {
+        // Cancel-safe: the only await is the channel's, and a frame is handled at once.
+        let frame = self.inner.rx.recv().await?;
+        self.listen(&frame);
+        Some(frame)
+    }
+
+    fn offer(&mut self, frame: Frame) -> Offer {
+        self.inner.offer(frame)
+    }
+}
+
+/// What a running media path reports to its call.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// The pump stopped by itself (a side closed), with the reason.
+    Stopped(String),
+    /// A DTMF digit detected in the Skype party's audio.
+    InbandDigit(char),
 }
 
 impl MediaPath {
-    /// Resolves when the pump stopped by itself (a side closed). Cancel-safe.
-    pub async fn stopped(&mut self) -> String {
-        let Some(pump) = self.pump.as_mut() else {
+    /// The next thing the call must act on. Cancel-safe.
+    pub async fn next_event(&mut self) -> MediaEvent {
+        let inband = async {
+            match self.inband.as_mut() {
+                Some(rx) => match rx.recv().await {
+                    Some(digit) => digit,
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let pump = Self::pump_stopped(&mut self.pump);
+        tokio::select! {
+            digit = inband => MediaEvent::InbandDigit(digit),
+            why = pump => MediaEvent::Stopped(why),
+        }
+    }
+
+    async fn pump_stopped(pump: &mut Option<JoinHandle<PumpReport>>) -> String {
+        let Some(handle) = pump.as_mut() else {
             return std::future::pending().await;
         };
-        let result = pump.await;
-        self.pump = None;
+        let result = handle.await;
+        *pump = None;
         match result {
             Ok(report) => match report.stop {
                 PumpStop::SkypeClosed => "the Skype client closed its audio".into(),
@@ -92,6 +161,7 @@ pub async fn open(
     session: &SessionHandle,
     id: CallId,
     channel: &ChannelControl,
+    inband_dtmf: bool,
 ) -> Result<MediaPath, MediaError> {
     let cancel = gw.cancel.child_token();
     let audio = SkypeAudio::bind(
@@ -133,18 +203,37 @@ pub async fn open(
         MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
     };
     let counters = Arc::new(PumpCounters::default());
-    let pump = tokio::spawn(
-        pump::run(
-            audio.frames,
+    let config = PumpConfig::for_interface(cfg.write_silence_when_idle);
+    let (pump, inband) = if inband_dtmf {
+        let (digits, inband) = mpsc::channel(INBAND_DIGITS);
+        let skype = InbandDtmf {
+            inner: audio.frames,
+            detector: DtmfDetector::new(),
+            reported: 0,
+            samples: Vec::with_capacity(crate::media::dsp::SAMPLES_PER_FRAME),
+            digits,
+        };
+        let run = pump::run(
+            skype,
             switch_side,
-            PumpConfig::for_interface(cfg.write_silence_when_idle),
+            config,
             Arc::clone(&counters),
             None,
             cancel.clone(),
-        )
-        .in_current_span(),
-    );
-    info!(?mode, "media flowing");
+        );
+        (tokio::spawn(run.in_current_span()), Some(inband))
+    } else {
+        let run = pump::run(
+            audio.frames,
+            switch_side,
+            config,
+            Arc::clone(&counters),
+            None,
+            cancel.clone(),
+        );
+        (tokio::spawn(run.in_current_span()), None)
+    };
+    info!(?mode, inband_dtmf, "media flowing");
     Ok(MediaPath {
         cancel,
         pump: Some(pump),
@@ -152,6 +241,7 @@ pub async fn open(
         fork,
         uuid,
         counters,
+        inband,
     })
 }
 
@@ -207,8 +297,8 @@ async fn open_unicast(
         .await
         .map_err(|e| MediaError::Unicast(e.to_string()))?;
     debug!(local = %leg.local(), freeswitch = %leg.freeswitch(), rate, "unicast started");
-    let (pump_side, transport_side) = FrameDuplex::pair(TRANSPORT_QUEUE);
-    tokio::spawn(run_unicast(leg, rate, transport_side, cancel.clone()).in_current_span());
+    let (pump_side, _task) = crate::media::unicast::spawn_unicast(leg, rate, cancel.clone())
+        .map_err(|e| MediaError::Unicast(e.to_string()))?;
     Ok(pump_side)
 }
 
@@ -219,78 +309,4 @@ fn local_ip_towards(fs_ip: std::net::IpAddr) -> std::net::IpAddr {
     } else {
         std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     }
-}
-
-/// Moves frames between the pump (16 kHz, 640-byte frames) and FreeSWITCH's UDP port
-/// (channel rate, one datagram per 20 ms frame, sent as soon as the pump offers it, so the
-/// pump's clock paces it).
-async fn run_unicast(leg: UnicastLeg, rate: u32, mut pump: FrameDuplex, cancel: CancellationToken) {
-    let mut to_16k = Resampler::new(rate, 16_000);
-    let mut from_16k = Resampler::new(16_000, rate);
-    let datagram_bytes = unicast::frame_bytes(rate);
-    let mut recv_buf = vec![0u8; 4096];
-    let mut samples_in: Vec<i16> = Vec::with_capacity(1024);
-    let mut resampled: Vec<i16> = Vec::with_capacity(1024);
-    let mut bytes_out: Vec<u8> = Vec::with_capacity(datagram_bytes.max(FRAME_BYTES));
-    let mut assembler = FrameAssembler::new();
-    let mut frames_in = Vec::with_capacity(4);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            received = leg.recv(&mut recv_buf) => {
-                let n = match received {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // ICMP port unreachable surfaces here while FreeSWITCH is not bound yet.
-                        debug!(error = %e, "unicast receive");
-                        continue;
-                    }
-                };
-                samples_in.clear();
-                samples_in.extend(recv_buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
-                let wide: &[i16] = match to_16k.as_mut().filter(|r| !r.is_identity()) {
-                    Some(r) => {
-                        resampled.clear();
-                        r.process(&samples_in, &mut resampled);
-                        &resampled
-                    }
-                    None => &samples_in,
-                };
-                bytes_out.clear();
-                bytes_out.extend(wide.iter().flat_map(|s| s.to_le_bytes()));
-                assembler.push(&bytes_out, |frame| frames_in.push(frame));
-                for frame in frames_in.drain(..) {
-                    if pump.tx.try_send(frame).is_err() && pump.tx.is_closed() {
-                        return;
-                    }
-                }
-            }
-            frame = pump.rx.recv() => {
-                let Some(frame) = frame else { break };
-                let narrow = narrow_frame(&frame, from_16k.as_mut(), &mut resampled, &mut bytes_out);
-                if let Err(e) = leg.send(narrow).await {
-                    debug!(error = %e, "unicast send");
-                }
-            }
-        }
-    }
-}
-
-fn narrow_frame<'a>(
-    frame: &Frame,
-    resampler: Option<&mut Resampler>,
-    scratch: &mut Vec<i16>,
-    bytes: &'a mut Vec<u8>,
-) -> &'a [u8] {
-    bytes.clear();
-    match resampler.filter(|r| !r.is_identity()) {
-        Some(r) => {
-            let wide: Vec<i16> = frame.samples().collect();
-            scratch.clear();
-            r.process(&wide, scratch);
-            bytes.extend(scratch.iter().flat_map(|s| s.to_le_bytes()));
-        }
-        None => bytes.extend_from_slice(frame.as_bytes()),
-    }
-    bytes
 }

@@ -70,6 +70,8 @@ pub struct Shared {
     pub(crate) ring_claims: DashMap<(String, String), u32>,
     pub(crate) transfers: DashMap<u32, TransferNote>,
     pub live_calls: DashMap<String, LiveCall>,
+    /// The client supervisor, when the sidecar manages its clients (set once by `run`).
+    pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
     pub cancel: CancellationToken,
 }
@@ -106,6 +108,7 @@ impl Gateway {
             ring_claims: DashMap::new(),
             transfers: DashMap::new(),
             live_calls: DashMap::new(),
+            supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
             cancel,
         }))

@@ -3,5 +3,7 @@
 
 pub mod eslcap;
 pub mod fs_double;
+pub mod sidecar;
 pub mod sim;
+pub mod stack;
 pub mod xvfb;

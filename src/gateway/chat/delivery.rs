@@ -1,18 +1,19 @@
-//! Hands incoming chats to FreeSWITCH one at a time, in order, exactly once: waits while the
-//! inbound connection is down, skips what the ledger already knows, records what FreeSWITCH
+//! Hands incoming chats to FreeSWITCH one at a time, in order, exactly once: waits while
+//! FreeSWITCH is unreachable, skips what the ledger already knows, records what FreeSWITCH
 //! accepted, and then tells the listener's subscribers.
 
+use super::fs_link::{EventLink, LinkError};
 use super::ledger::Ledger;
 use super::message::IncomingChat;
 use crate::shutdown::CancellationToken;
-use crate::switch::inbound::{InboundError, InboundHandle, LinkState};
 use crate::switch::listener::EventBus;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-/// Pause before trying again after the connection failed under a `sendevent`.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// First pause before trying again while FreeSWITCH is unreachable; it doubles up to the max.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
 /// A message FreeSWITCH refuses this often is given up (it stays unseen in the client).
 const REFUSALS_TOLERATED: u32 = 3;
 
@@ -32,19 +33,22 @@ pub enum DeliveryError {
     Refused(String),
 }
 
+struct Towards {
+    ledger: Ledger,
+    link: EventLink,
+}
+
 pub struct Delivery {
-    inbound: InboundHandle,
     bus: EventBus,
     /// Also serializes deliveries, so a sibling's copy waits and then finds the key.
-    ledger: Mutex<Ledger>,
+    state: Mutex<Towards>,
 }
 
 impl Delivery {
-    pub fn new(inbound: InboundHandle, bus: EventBus, ledger: Ledger) -> Delivery {
+    pub fn new(link: EventLink, bus: EventBus, ledger: Ledger) -> Delivery {
         Delivery {
-            inbound,
             bus,
-            ledger: Mutex::new(ledger),
+            state: Mutex::new(Towards { ledger, link }),
         }
     }
 
@@ -54,44 +58,46 @@ impl Delivery {
         cancel: &CancellationToken,
     ) -> Result<Delivered, DeliveryError> {
         let key = chat.key();
-        let mut ledger = tokio::select! {
+        let mut state = tokio::select! {
             _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
-            ledger = self.ledger.lock() => ledger,
+            state = self.state.lock() => state,
         };
-        if ledger.contains(key) {
+        if state.ledger.contains(key) {
             debug!(chat_id = chat.id, chatname = %chat.chatname, "chat message delivered before; not again");
             return Ok(Delivered::Duplicate);
         }
-        let event = chat.outgoing_event();
+        let headers = chat.headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let mut refusals = 0;
+        let mut pause = RETRY_PAUSE;
+        let mut told_waiting = false;
         let uuid = loop {
-            self.wait_connected(cancel).await?;
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
-                attempt = self.inbound.sendevent(&event) => attempt,
+                attempt = state.link.sendevent("MESSAGE", &headers, &chat.body) => attempt,
             };
             match attempt {
                 Ok(uuid) => break uuid,
-                Err(
-                    e @ (InboundError::NotConnected { .. }
-                    | InboundError::ConnectionLost { .. }
-                    | InboundError::Timeout { .. }),
-                ) => {
-                    debug!(chat_id = chat.id, error = %e, "MESSAGE not delivered yet; waiting for FreeSWITCH");
-                    self.pause(cancel).await?;
+                Err(e @ LinkError::Unavailable { .. }) => {
+                    if !told_waiting {
+                        info!(chat_id = chat.id, error = %e, "FreeSWITCH unreachable; chats wait");
+                        told_waiting = true;
+                    }
+                    sleep(pause, cancel).await?;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 }
-                Err(e) => {
+                Err(e @ LinkError::Refused(_)) => {
                     refusals += 1;
                     if refusals >= REFUSALS_TOLERATED {
                         return Err(DeliveryError::Refused(e.to_string()));
                     }
                     warn!(chat_id = chat.id, error = %e, "FreeSWITCH refused the MESSAGE event; trying again");
-                    self.pause(cancel).await?;
+                    sleep(RETRY_PAUSE_MAX, cancel).await?;
                 }
             }
         };
-        ledger.insert(key);
-        let snapshot = ledger.snapshot();
+        state.ledger.insert(key);
+        let snapshot = state.ledger.snapshot();
         let written = tokio::task::spawn_blocking(move || snapshot.write()).await;
         match written {
             Ok(Ok(())) => {}
@@ -100,7 +106,7 @@ impl Delivery {
             }
             Err(e) => warn!(error = %e, "chat state writer failed"),
         }
-        drop(ledger);
+        drop(state);
 
         let mut listener_event = chat.listener_event();
         self.bus
@@ -111,22 +117,11 @@ impl Delivery {
               event_uuid = %uuid, "incoming chat delivered to FreeSWITCH");
         Ok(Delivered::Accepted(uuid))
     }
+}
 
-    async fn wait_connected(&self, cancel: &CancellationToken) -> Result<(), DeliveryError> {
-        let mut state = self.inbound.state();
-        tokio::select! {
-            _ = cancel.cancelled() => Err(DeliveryError::Cancelled),
-            up = state.wait_for(|s| matches!(s, LinkState::Up | LinkState::Stopped)) => match up {
-                Ok(s) if *s == LinkState::Up => Ok(()),
-                _ => Err(DeliveryError::Cancelled),
-            },
-        }
-    }
-
-    async fn pause(&self, cancel: &CancellationToken) -> Result<(), DeliveryError> {
-        tokio::select! {
-            _ = cancel.cancelled() => Err(DeliveryError::Cancelled),
-            _ = tokio::time::sleep(RETRY_PAUSE) => Ok(()),
-        }
+async fn sleep(pause: Duration, cancel: &CancellationToken) -> Result<(), DeliveryError> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(DeliveryError::Cancelled),
+        _ = tokio::time::sleep(pause) => Ok(()),
     }
 }

@@ -128,8 +128,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Writes the state file atomically: a temporary file beside it, synced, then renamed
-    /// over it, so a crash leaves the old or the new content, never a torn one. Blocking.
+    /// Writes the state file atomically: a temporary file beside it renamed over it, so a
+    /// killed process leaves the old or the new content, never a torn one. Not synced: the
+    /// write sits between FreeSWITCH's acceptance and SEEN, and a sync there widens the window
+    /// in which a kill makes a message come twice; only a machine crash can lose the newest
+    /// keys, with the same effect. Blocking.
     pub fn write(&self) -> Result<(), LedgerError> {
         write_atomically(&self.path, self.text.as_bytes()).map_err(|source| LedgerError::Write {
             path: self.path.clone(),
@@ -147,14 +150,8 @@ fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
     {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(content)?;
-        file.sync_all()?;
     }
-    std::fs::rename(&temp, path)?;
-    // The rename itself is durable only once the directory is synced.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    std::fs::rename(&temp, path)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use crate::switch::esl::stamp::format_gmt;
 use crate::switch::esl::Event;
-use crate::switch::inbound::OutgoingEvent;
 use std::time::Duration;
 
 /// What the client told about one `SAID` message.
@@ -110,15 +109,6 @@ impl IncomingChat {
         .collect()
     }
 
-    /// The `sendevent MESSAGE` for FreeSWITCH.
-    pub fn outgoing_event(&self) -> OutgoingEvent {
-        let mut event = OutgoingEvent::new("MESSAGE");
-        for (name, value) in self.headers() {
-            event = event.header(name, value);
-        }
-        event.body(self.body.clone())
-    }
-
     /// The same event for the listener's subscribers, headers in front as FreeSWITCH keeps
     /// them for a `sendevent` (the caller stamps the standard headers after them).
     pub fn listener_event(&self) -> Event {
@@ -209,8 +199,6 @@ mod tests {
 
     #[test]
     fn body_keeps_every_byte() {
-        let event = sample().outgoing_event();
-        assert_eq!(event.body.as_deref(), Some(sample().body.as_str()));
         assert_eq!(
             sample().listener_event().body.as_deref(),
             Some(sample().body.as_str())

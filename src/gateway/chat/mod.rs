@@ -8,6 +8,7 @@
 //! keys in `[state] dir`.
 
 pub mod delivery;
+pub mod fs_link;
 pub mod incoming;
 pub mod ledger;
 pub mod message;
@@ -75,7 +76,9 @@ pub fn start(gw: &Gateway, events: EventBus) {
             }
         };
         info!(state = %ledger.path().display(), known = ledger.len(), "chat delivery started");
-        let delivery = Arc::new(Delivery::new(gw.inbound.clone(), events, ledger));
+        let link =
+            fs_link::EventLink::new(gw.settings.switch.esl, gw.settings.switch_password.clone());
+        let delivery = Arc::new(Delivery::new(link, events, ledger));
         gw.chat.delivery.send_replace(Some(delivery));
         requests::serve(gw).await;
     });

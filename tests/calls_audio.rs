@@ -1,0 +1,79 @@
+//! Calls end to end with audio both ways: FreeSWITCH (the double) → `skype/echo123`, and a
+//! Skype party → an interface's account → the configured FreeSWITCH destination.
+mod support;
+
+use support::stack::{assert_heard, assert_tone, Stack, StackSpec, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways() {
+    let stack = Stack::start(StackSpec::users(&["user1"])).await;
+
+    // FreeSWITCH caller → skype/echo123: echo123 hears the caller's 440 Hz and returns it.
+    let call = stack.dial("echo123");
+    stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    let rows = stack
+        .wait_list("interface1 UP", |rows| rows[0].state == "UP")
+        .await;
+    assert_eq!(rows[0].uuid, call.socket_leg);
+    assert_eq!(stack.live_calls().await, 1);
+    let back = stack.fork_audio(&call.socket_leg, 3.0).await;
+    // Leave out the first second: the echo starts after its delay.
+    assert_tone("echo returned to the caller", &back[16_000..], 440.0);
+    let heard = stack.net.actl(&["heard", "echo123"]).await;
+    assert_heard(&heard, 440.0);
+    let channel = stack.fs.channel(&call.socket_leg).unwrap();
+    assert_eq!(channel.variable("skype_user"), Some("user1"));
+    stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
+    stack.wait_idle("interface1").await;
+    stack.wait_no_calls().await;
+    let calls = stack.net.actl(&["calls"]).await;
+    assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
+
+    // alice → user1 with a 1000 Hz voice: lands on 5000 with alice's caller id; FreeSWITCH
+    // hears 1000 Hz and alice hears the destination's 440 Hz.
+    let placed = stack
+        .net
+        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .await;
+    let net_call = placed["call"].as_u64().unwrap().to_string();
+    let uuid = stack.inbound_channel("interface1", &[]).await;
+    let channel = stack.fs.channel(&uuid).unwrap();
+    assert_eq!(
+        channel.profile.orig_caller_id_number.as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        channel.profile.orig_caller_id_name.as_deref(),
+        Some("Alice Liddell")
+    );
+    assert_eq!(channel.profile.destination, "5000");
+    assert_eq!(channel.variable("skype_user"), Some("user1"));
+    assert_eq!(channel.variable("skypopen_interface"), Some("interface1"));
+    let heard_by_fs = stack.fork_audio(&uuid, 2.0).await;
+    assert_tone("alice's voice in FreeSWITCH", &heard_by_fs[8_000..], 1000.0);
+    stack
+        .wait_list("interface1 UP inbound", |rows| {
+            rows[0].state == "UP" && rows[0].ib_total == 1
+        })
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let heard = loop {
+        let h = stack.net.actl(&["heard", "alice"]).await;
+        if h["active_seconds"].as_f64().unwrap_or(0.0) >= 1.0 {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice heard nothing: {h}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_heard(&heard, 440.0);
+    stack.net.actl(&["hangup", &net_call]).await;
+    let cause = stack.fs.wait_hangup(&uuid, WAIT).await;
+    assert_eq!(cause, "NORMAL_CLEARING");
+    let row = stack.wait_idle("interface1").await;
+    assert_eq!((row.ib_failed, row.ib_total), (0, 1));
+    assert_eq!((row.ob_failed, row.ob_total), (0, 1));
+    stack.wait_no_calls().await;
+}

@@ -1,0 +1,621 @@
+//! The whole product on one machine for call tests: a `skype-sim network`, one Xvfb and one
+//! `skype-sim client` per interface, the FreeSWITCH double (in process) as the inbound ESL
+//! server with an audio fork client per forked channel, and the real `skypopen` binary with a
+//! generated configuration. Everything listens on free ports; the sidecar's log is printed
+//! when a test fails.
+
+use super::fs_double::fork_client::{ForkClient, Source};
+use super::fs_double::{ChannelMedia, ForkRequest, FsDouble, MediaHook};
+use super::sim::{free_port, SimClient, SimNetwork};
+use super::xvfb::Xvfb;
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Generous: the machine running the tests may be busy.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Peak level of the tone the FreeSWITCH side says, in dBFS (the emulator's parties use the
+/// same level, so both directions can be compared with one number).
+pub const TONE_DBFS: f64 = -10.0;
+
+/// One interface of the stack.
+#[derive(Clone, Debug)]
+pub struct IfaceSpec {
+    pub name: String,
+    pub user: String,
+    /// Extra `skype-sim client` flags.
+    pub client_args: Vec<String>,
+    /// Extra TOML lines for this `[[interface]]` table.
+    pub toml: String,
+}
+
+impl IfaceSpec {
+    pub fn new(name: &str, user: &str) -> IfaceSpec {
+        IfaceSpec {
+            name: name.into(),
+            user: user.into(),
+            client_args: Vec::new(),
+            toml: String::new(),
+        }
+    }
+
+    pub fn toml(mut self, lines: &str) -> IfaceSpec {
+        self.toml.push_str(lines);
+        self.toml.push('\n');
+        self
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StackSpec {
+    pub interfaces: Vec<IfaceSpec>,
+    /// Extra TOML for `[defaults]`.
+    pub defaults: String,
+    /// Extra TOML for `[switch]`.
+    pub switch: String,
+    /// Extra top-level TOML (e.g. a `[calls]` table).
+    pub extra: String,
+    /// `skype-sim network` flags instead of the test timings, when not empty.
+    pub network_args: Vec<String>,
+}
+
+impl StackSpec {
+    /// `interface<n>` logged in as each of `users`, in order.
+    pub fn users(users: &[&str]) -> StackSpec {
+        StackSpec {
+            interfaces: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| IfaceSpec::new(&format!("interface{}", i + 1), u))
+                .collect(),
+            defaults: String::new(),
+            switch: String::new(),
+            extra: String::new(),
+            network_args: Vec::new(),
+        }
+    }
+}
+
+/// What the double's fork clients say and heard, per channel uuid.
+#[derive(Default)]
+pub struct ForkHook {
+    default_source: Mutex<Option<Source>>,
+    sources: Mutex<HashMap<String, Source>>,
+    live: Mutex<HashMap<String, Arc<Mutex<Option<ForkClient>>>>>,
+    finished: Mutex<HashMap<String, Vec<i16>>>,
+    starts: Mutex<Vec<ForkRequest>>,
+}
+
+impl ForkHook {
+    fn source_for(&self, uuid: &str) -> Source {
+        if let Some(s) = self.sources.lock().unwrap().get(uuid) {
+            return s.clone();
+        }
+        self.default_source
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| tone(440.0))
+    }
+
+    /// What the fork client of `uuid` received so far (live or ended).
+    pub fn received(&self, uuid: &str) -> Option<Vec<i16>> {
+        if let Some(done) = self.finished.lock().unwrap().get(uuid) {
+            return Some(done.clone());
+        }
+        let slot = self.live.lock().unwrap().get(uuid).cloned()?;
+        let guard = slot.lock().unwrap();
+        guard.as_ref().map(|c| c.received())
+    }
+
+    pub fn starts(&self) -> Vec<ForkRequest> {
+        self.starts.lock().unwrap().clone()
+    }
+}
+
+/// The FreeSWITCH side's voice: a tone at [`TONE_DBFS`].
+pub fn tone(hz: f64) -> Source {
+    Source::Tone {
+        hz,
+        amplitude: 32767.0 * 10f64.powf(TONE_DBFS / 20.0),
+    }
+}
+
+struct HookRef(Arc<ForkHook>);
+
+impl MediaHook for HookRef {
+    fn fork_start(&self, request: ForkRequest, channel: ChannelMedia) {
+        let hook = Arc::clone(&self.0);
+        hook.starts.lock().unwrap().push(request.clone());
+        let source = hook.source_for(channel.uuid());
+        let uuid = channel.uuid().to_string();
+        tokio::spawn(async move {
+            let client = ForkClient::connect(&request.url, &request.metadata, source).await;
+            let slot = Arc::new(Mutex::new(Some(client)));
+            hook.live
+                .lock()
+                .unwrap()
+                .insert(uuid.clone(), Arc::clone(&slot));
+            channel.ended().cancelled().await;
+            let client = slot.lock().unwrap().take();
+            if let Some(client) = client {
+                let samples = client.close().await;
+                hook.finished.lock().unwrap().insert(uuid.clone(), samples);
+            }
+            hook.live.lock().unwrap().remove(&uuid);
+        });
+    }
+}
+
+pub struct Stack {
+    pub net: SimNetwork,
+    pub displays: Vec<Xvfb>,
+    pub clients: Vec<Option<SimClient>>,
+    pub fs: FsDouble,
+    pub forks: Arc<ForkHook>,
+    pub spec: StackSpec,
+    /// Where the double's `socket` connects (the sidecar's acceptor).
+    pub outbound: SocketAddr,
+    pub listener: SocketAddr,
+    sidecar: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(spec: StackSpec) -> Stack {
+        let net_args: Vec<&str> = if spec.network_args.is_empty() {
+            super::sim::TEST_TIMINGS.to_vec()
+        } else {
+            spec.network_args.iter().map(String::as_str).collect()
+        };
+        let net = SimNetwork::start_with(&net_args);
+        let mut displays = Vec::new();
+        let mut clients = Vec::new();
+        for iface in &spec.interfaces {
+            let x = Xvfb::start();
+            let args: Vec<&str> = iface.client_args.iter().map(String::as_str).collect();
+            clients.push(Some(SimClient::start(&x.display, &iface.user, &net, &args)));
+            displays.push(x);
+        }
+        let fs = FsDouble::start().await;
+        let forks = Arc::new(ForkHook::default());
+        fs.set_media_hook(Arc::new(HookRef(Arc::clone(&forks))));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let listener: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut stack = Stack {
+            net,
+            displays,
+            clients,
+            fs,
+            forks,
+            spec,
+            outbound,
+            listener,
+            sidecar: None,
+            dir,
+        };
+        stack.start_sidecar();
+        stack.wait_all_idle().await;
+        stack
+    }
+
+    fn config_text(&self) -> String {
+        let media_port = free_port();
+        // Below the kernel's ephemeral range, and spread so parallel stacks rarely collide
+        // (the allocator skips ports in use anyway).
+        let base = 20_000 + (std::process::id() % 40) as u16 * 200 + (free_port() % 5) * 40;
+        let mut text = format!(
+            "[switch]\nesl = \"{esl}\"\npassword = \"ClueCon\"\noutbound_listen = \"{outbound}\"\n\
+             media_listen = \"127.0.0.1:{media_port}\"\nmedia_url = \"ws://127.0.0.1:{media_port}\"\n{switch}\n\
+             [listener]\nlisten = \"{listener}\"\npassword = \"ClueCon\"\nallow = [\"127.0.0.0/8\"]\n\n\
+             [clients]\nkind = \"sim\"\nmanage = false\nnetwork = \"{net}\"\naudio_ports = \"{lo}-{hi}\"\n\n\
+             [state]\ndir = \"{state}\"\n\n[log]\nformat = \"text\"\nlevel = \"info,skypopen=debug\"\n\n\
+             [defaults]\ndialplan = \"XML\"\ncontext = \"default\"\ndestination = \"5000\"\n\
+             write_silence_when_idle = true\nsetsockopt = true\n{defaults}\n\n{extra}\n",
+            esl = self.fs.esl_addr(),
+            outbound = self.outbound,
+            switch = self.spec.switch,
+            listener = self.listener,
+            net = self.net.addr,
+            lo = base,
+            hi = base + 199,
+            state = self.dir.path().join("state").display(),
+            defaults = self.spec.defaults,
+            extra = self.spec.extra,
+        );
+        for (i, iface) in self.spec.interfaces.iter().enumerate() {
+            text.push_str(&format!(
+                "\n[[interface]]\nid = {}\nname = \"{}\"\nx11_display = \"{}\"\nskype_user = \"{}\"\n{}",
+                i + 1,
+                iface.name,
+                self.displays[i].display,
+                iface.user,
+                iface.toml
+            ));
+        }
+        text
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sidecar.log")
+    }
+
+    fn start_sidecar(&mut self) {
+        let config = self.dir.path().join("skypopen.toml");
+        std::fs::write(&config, self.config_text()).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_skypopen"))
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot run skypopen");
+        self.sidecar = Some(child);
+    }
+
+    pub fn sidecar_pid(&self) -> u32 {
+        self.sidecar.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `api <command>` on the sidecar's listener; the response body.
+    pub async fn api(&self, command: &str) -> String {
+        tokio::time::timeout(WAIT, listener_api(self.listener, command))
+            .await
+            .unwrap_or_else(|_| panic!("listener did not answer `{command}` in time"))
+            .unwrap_or_else(|e| panic!("listener api `{command}`: {e}"))
+    }
+
+    pub async fn try_api(&self, command: &str) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(5), listener_api(self.listener, command))
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// `sk list`, parsed.
+    pub async fn interfaces(&self) -> Vec<Row> {
+        parse_list(&self.api("sk list").await)
+    }
+
+    /// Waits until `pred` holds for `sk list`; panics (with the log) after [`WAIT`].
+    pub async fn wait_list(&self, what: &str, pred: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+        let deadline = Instant::now() + WAIT;
+        let mut last = Vec::new();
+        loop {
+            if let Some(text) = self.try_api("sk list").await {
+                last = parse_list(&text);
+                if pred(&last) {
+                    return last;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("sk list never showed {what}; last {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_all_idle(&self) -> Vec<Row> {
+        let n = self.spec.interfaces.len();
+        self.wait_list("every interface IDLE", |rows| {
+            rows.len() == n && rows.iter().all(|r| r.state == "IDLE")
+        })
+        .await
+    }
+
+    pub async fn wait_idle(&self, name: &str) -> Row {
+        let rows = self
+            .wait_list(&format!("{name} IDLE"), |rows| {
+                rows.iter().any(|r| r.name == name && r.state == "IDLE")
+            })
+            .await;
+        rows.into_iter().find(|r| r.name == name).unwrap()
+    }
+
+    /// Number of live calls `sk calls` reports.
+    pub async fn live_calls(&self) -> usize {
+        let text = self.api("sk calls").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("Total calls: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no total in sk calls: {text}"))
+    }
+
+    pub async fn wait_no_calls(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.live_calls().await == 0 {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("calls still live: {}", self.api("sk calls").await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A call from FreeSWITCH to `skype/<dest>` (the dialplan's `socket` route).
+    pub fn dial(&self, dest: &str) -> super::fs_double::DialedCall {
+        self.fs
+            .dial_skype(self.outbound, dest, "1000", Some("FreeSWITCH Caller"))
+    }
+
+    /// Waits for what the fork client of `uuid` received to reach `seconds` of audio.
+    pub async fn fork_audio(&self, uuid: &str, seconds: f64) -> Vec<i16> {
+        let want = (seconds * 16_000.0) as usize;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.forks.received(uuid).unwrap_or_default();
+            if got.len() >= want {
+                return got;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "fork of {uuid} received {} samples, wanted {want}",
+                    got.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The channel the sidecar originated for an inbound Skype call on `interface` whose
+    /// socket is connected (FreeSWITCH answered and handed it to the sidecar).
+    pub async fn inbound_channel(&self, interface: &str, skip: &[String]) -> String {
+        let interface = interface.to_string();
+        let skip = skip.to_vec();
+        self.fs
+            .wait_for("an inbound call's socket", WAIT, move |st| {
+                st.channels.values().find_map(|c| {
+                    let ours = c.variable("skypopen_interface") == Some(interface.as_str());
+                    let bound = c.socket.as_ref().is_some_and(|b| b.connected);
+                    (ours && bound && !skip.contains(&c.uuid)).then(|| c.uuid.clone())
+                })
+            })
+            .await
+    }
+
+    /// Every channel the sidecar originated for an inbound Skype call (any interface).
+    pub fn originated(&self) -> Vec<super::fs_double::Channel> {
+        self.fs
+            .channels()
+            .into_iter()
+            .filter(|c| {
+                c.variable("skypopen_call_id").is_some() && c.variable("loopback_leg") == Some("A")
+            })
+            .collect()
+    }
+
+    /// Waits for an originated channel with a connected socket on any interface, other than
+    /// those in `skip`; its uuid and interface.
+    pub async fn any_inbound_channel(&self, skip: &[String]) -> (String, String) {
+        let skip = skip.to_vec();
+        self.fs
+            .wait_for("an inbound call's socket", WAIT, move |st| {
+                st.channels.values().find_map(|c| {
+                    let iface = c.variable("skypopen_interface")?;
+                    let bound = c.socket.as_ref().is_some_and(|b| b.connected);
+                    (bound && !skip.contains(&c.uuid)).then(|| (c.uuid.clone(), iface.to_string()))
+                })
+            })
+            .await
+    }
+
+    /// Kills the client of interface `index` (0-based) as a crash would.
+    pub fn kill_client(&mut self, index: usize) {
+        if let Some(mut c) = self.clients[index].take() {
+            c.kill();
+        }
+    }
+
+    /// Starts the client of interface `index` again (after [`Self::kill_client`]).
+    pub fn restart_client(&mut self, index: usize) {
+        let iface = &self.spec.interfaces[index];
+        let args: Vec<&str> = iface.client_args.iter().map(String::as_str).collect();
+        self.clients[index] = Some(SimClient::start(
+            &self.displays[index].display,
+            &iface.user,
+            &self.net,
+            &args,
+        ));
+    }
+
+    pub fn stop_sidecar(&mut self) {
+        if let Some(mut child) = self.sidecar.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop_sidecar();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(400);
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "---- sidecar log (last {} lines) ----",
+                lines.len() - from
+            );
+            for line in &lines[from..] {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = writeln!(err, "---- end of sidecar log ----");
+        }
+        self.fs.stop();
+    }
+}
+
+/// One row of `sk list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub next: bool,
+    pub id: u32,
+    pub name: String,
+    pub ib_failed: u32,
+    pub ib_total: u32,
+    pub ob_failed: u32,
+    pub ob_total: u32,
+    pub state: String,
+    pub callflow: String,
+    pub uuid: String,
+}
+
+pub fn parse_list(text: &str) -> Vec<Row> {
+    let pair = |s: &str| -> (u32, u32) {
+        let (f, t) = s.trim().split_once('/').unwrap_or(("0", "0"));
+        (f.parse().unwrap_or(0), t.parse().unwrap_or(0))
+    };
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() < 6 || !fields[1].starts_with('[') {
+                return None;
+            }
+            let head = fields[0];
+            let id = head.get(2..)?.trim().parse().ok()?;
+            let (ib_failed, ib_total) = pair(fields[2]);
+            let (ob_failed, ob_total) = pair(fields[3]);
+            Some(Row {
+                next: head.starts_with('*'),
+                id,
+                name: fields[1].trim_matches(['[', ']']).trim().to_string(),
+                ib_failed,
+                ib_total,
+                ob_failed,
+                ob_total,
+                state: fields[4].to_string(),
+                callflow: fields[5].to_string(),
+                uuid: fields.get(6).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+async fn read_message(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<(Vec<(String, String)>, String)> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if headers.is_empty() {
+                continue;
+            }
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    Ok((headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn listener_api(addr: SocketAddr, command: &str) -> std::io::Result<String> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    read_message(&mut reader).await?; // auth/request
+    write.write_all(b"auth ClueCon\n\n").await?;
+    let (headers, _) = read_message(&mut reader).await?;
+    if !headers
+        .iter()
+        .any(|(k, v)| k == "Reply-Text" && v.starts_with("+OK"))
+    {
+        return Err(std::io::Error::other(format!("auth refused: {headers:?}")));
+    }
+    write
+        .write_all(format!("api {command}\n\n").as_bytes())
+        .await?;
+    loop {
+        let (headers, body) = read_message(&mut reader).await?;
+        if headers
+            .iter()
+            .any(|(k, v)| k == "Content-Type" && v == "api/response")
+        {
+            let _ = write.write_all(b"exit\n\n").await;
+            return Ok(body);
+        }
+    }
+}
+
+/// Dominant frequency and level of the active part of `samples`.
+pub fn measure(samples: &[i16]) -> (f64, f64) {
+    let s = skypopen::media::dsp::summarize(samples);
+    (s.frequency_hz.unwrap_or(0.0), s.rms_dbfs)
+}
+
+/// Asserts a tone of `hz` (within 2 %) at the level of [`TONE_DBFS`] (within 3 dB).
+pub fn assert_tone(what: &str, samples: &[i16], hz: f64) {
+    let (f, level) = measure(samples);
+    let expected_level = TONE_DBFS - 3.01;
+    assert!(
+        (f - hz).abs() / hz <= 0.02,
+        "{what}: dominant frequency {f:.1} Hz, expected {hz} Hz"
+    );
+    assert!(
+        (level - expected_level).abs() <= 3.0,
+        "{what}: level {level:.1} dBFS, expected {expected_level:.1} dBFS"
+    );
+}
+
+/// Asserts `ctl heard <party>` reports a tone of `hz` (within 2 %) at the test level.
+pub fn assert_heard(heard: &serde_json::Value, hz: f64) {
+    let f = heard["frequency_hz"].as_f64().unwrap_or(0.0);
+    let level = heard["rms_dbfs"].as_f64().unwrap_or(-120.0);
+    let expected_level = TONE_DBFS - 3.01;
+    assert!(
+        (f - hz).abs() / hz <= 0.02,
+        "heard {f:.1} Hz, expected {hz} Hz: {heard}"
+    );
+    assert!(
+        (level - expected_level).abs() <= 3.0,
+        "heard at {level:.1} dBFS, expected {expected_level:.1}: {heard}"
+    );
+}
