@@ -70,6 +70,15 @@ impl ChannelMedia {
         self.ended.clone()
     }
 
+    /// A channel variable as it is now (`send_silence_when_idle` decides whether `unicast`
+    /// audio into the call is chopped).
+    pub fn variable(&self, name: &str) -> Option<String> {
+        let st = self.core.lock();
+        st.channels
+            .get(&self.uuid)
+            .and_then(|c| c.variable(name).map(str::to_string))
+    }
+
     /// Fires a module CUSTOM event on the channel, e.g. `mod_audio_fork::connect`.
     pub fn fire_custom(&self, subclass: &str, body: Option<String>) {
         self.core
