@@ -1,0 +1,84 @@
+//! Calls with `[switch] media = "unicast"`: the double's channel sends and plays L16 UDP at its
+//! codec rate, the sidecar resamples to and from Skype's 16 kHz.
+mod support;
+
+use std::time::Duration;
+use support::stack::{Stack, StackSpec, WAIT};
+
+fn unicast_spec() -> StackSpec {
+    let mut spec = StackSpec::users(&["user1"]);
+    spec.switch = "media = \"unicast\"\n".to_string();
+    spec
+}
+
+/// Share of the energy of `samples` (at `rate`) in the `hz` bin, 0..1.
+fn energy_share(samples: &[i16], rate: f64, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / rate;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    2.0 * power / (samples.len() as f64 * total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo123_over_unicast_on_an_8khz_leg_returns_the_callers_tone() {
+    let stack = Stack::start(unicast_spec()).await;
+    // The unicast dialplan: no send_silence_when_idle.
+    let call = stack
+        .fs
+        .dial_route(stack.outbound, "echo123", "1000", None, &[], true);
+    stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    let leg = stack
+        .unicasts
+        .wait_leg(&call.socket_leg, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no unicast leg: {:?}", stack.unicasts.errors()));
+    assert_eq!(stack.forks.starts().len(), 0, "no fork on a unicast call");
+    // Three seconds of what the call heard; the echo starts after its delay.
+    let heard = leg.wait_heard(3 * 8000, WAIT * 2).await;
+    assert!(
+        heard.len() >= 3 * 8000,
+        "call heard {} samples",
+        heard.len()
+    );
+    let tail = &heard[8000..];
+    let share = energy_share(tail, 8000.0, 440.0);
+    assert!(share > 0.5, "440 Hz share {share:.3} in the echo");
+    let heard_by_echo = stack.net.actl(&["heard", "echo123"]).await;
+    support::stack::assert_heard(&heard_by_echo, 440.0);
+    stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
+    stack.wait_idle("interface1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_silence_when_idle_in_unicast_mode_falls_back_to_the_fork_with_a_warning() {
+    let stack = Stack::start(unicast_spec()).await;
+    // The audio fork dialplan's route: send_silence_when_idle=-1.
+    let call = stack.dial("echo123");
+    stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    let back = stack.fork_audio(&call.socket_leg, 2.0).await;
+    assert!(!back.is_empty());
+    assert!(
+        stack.unicasts.leg(&call.socket_leg).is_none(),
+        "no unicast on a channel that would chop it"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !stack.log().contains("send_silence_when_idle") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning in the log:\n{}",
+            stack.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
+    stack.wait_idle("interface1").await;
+}
