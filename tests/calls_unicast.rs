@@ -82,3 +82,50 @@ async fn send_silence_when_idle_in_unicast_mode_falls_back_to_the_fork_with_a_wa
     stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_to_user1_over_unicast_carries_audio_both_ways() {
+    let stack = Stack::start(unicast_spec()).await;
+    let placed = stack
+        .net
+        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .await;
+    let net_call = placed["call"].as_u64().unwrap_or(0).to_string();
+    let uuid = stack.inbound_channel("interface1", &[]).await;
+    let channel = stack.fs.channel(&uuid).expect("originated channel");
+    assert_eq!(
+        channel.variable("send_silence_when_idle"),
+        None,
+        "unicast mode originates without send_silence_when_idle"
+    );
+    let leg = stack
+        .unicasts
+        .wait_leg(&uuid, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no unicast leg: {:?}", stack.unicasts.errors()));
+    let heard = leg.wait_heard(2 * 8000, WAIT * 2).await;
+    assert!(
+        heard.len() >= 2 * 8000,
+        "call heard {} samples",
+        heard.len()
+    );
+    let share = energy_share(&heard[8000..], 8000.0, 1000.0);
+    assert!(share > 0.5, "alice's 1 kHz share {share:.3} in FreeSWITCH");
+    let deadline = std::time::Instant::now() + WAIT;
+    let heard_by_alice = loop {
+        let h = stack.net.actl(&["heard", "alice"]).await;
+        if h["active_seconds"].as_f64().unwrap_or(0.0) >= 1.0 {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice heard nothing: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    support::stack::assert_heard(&heard_by_alice, 440.0);
+    stack.net.actl(&["hangup", &net_call]).await;
+    let cause = stack.fs.wait_hangup(&uuid, WAIT).await;
+    assert_eq!(cause, "NORMAL_CLEARING");
+    stack.wait_idle("interface1").await;
+}
