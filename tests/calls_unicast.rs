@@ -129,3 +129,65 @@ async fn alice_to_user1_over_unicast_carries_audio_both_ways() {
     assert_eq!(cause, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
 }
+
+/// Digits of `uuid_send_dtmf <uuid> ...` the double received so far.
+fn sent_dtmf(stack: &Stack, uuid: &str) -> String {
+    let prefix = format!("uuid_send_dtmf {uuid} ");
+    stack
+        .fs
+        .recorded()
+        .api
+        .iter()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_both_ways_and_in_band_over_unicast() {
+    let mut spec = unicast_spec();
+    spec.interfaces[0]
+        .toml
+        .push_str("skype_get_inband_dtmf = true\n");
+    let stack = Stack::start(spec).await;
+    let placed = stack
+        .net
+        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .await;
+    let net_call = placed["call"].as_u64().unwrap_or(0).to_string();
+    let uuid = stack.inbound_channel("interface1", &[]).await;
+    let leg = stack
+        .unicasts
+        .wait_leg(&uuid, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no unicast leg: {:?}", stack.unicasts.errors()));
+    leg.wait_heard(4000, WAIT).await;
+    // FreeSWITCH → Skype, signalled.
+    stack.fs.recv_dtmf(&uuid, "12#");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let heard = stack.net.actl(&["heard", "alice"]).await;
+        if heard["dtmf_signalled"].as_str() == Some("12#") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice never got 12#: {heard}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Skype → FreeSWITCH: signalled 4, then in-band 9 in alice's audio.
+    stack.net.actl(&["dtmf", &net_call, "4"]).await;
+    stack.net.actl(&["dtmf", &net_call, "9", "--inband"]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(sent_dtmf(&stack, &uuid).contains('4') && sent_dtmf(&stack, &uuid).contains('9')) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uuid_send_dtmf 4 and 9 never came: {:?}",
+            sent_dtmf(&stack, &uuid)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.net.actl(&["hangup", &net_call]).await;
+    stack.fs.wait_hangup(&uuid, WAIT).await;
+    stack.wait_idle("interface1").await;
+}
