@@ -30,11 +30,24 @@ fn energy_share(samples: &[i16], rate: f64, hz: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo123_over_unicast_on_an_8khz_leg_returns_the_callers_tone() {
+    echo123_over_unicast(8000).await;
+}
+
+// Known broken: on a 16 kHz leg the pump drops about half the frames each way (jitter buffer
+// full) and the echo comes back without the tone. Run with `--ignored` to reproduce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "16 kHz unicast legs lose half their frames in the pump"]
+async fn echo123_over_unicast_on_a_16khz_leg_returns_the_callers_tone() {
+    echo123_over_unicast(16_000).await;
+}
+
+async fn echo123_over_unicast(rate: usize) {
     let stack = Stack::start(unicast_spec()).await;
     // The unicast dialplan: no send_silence_when_idle.
+    let vars = [("read_rate".to_string(), rate.to_string())];
     let call = stack
         .fs
-        .dial_route(stack.outbound, "echo123", "1000", None, &[], true);
+        .dial_route(stack.outbound, "echo123", "1000", None, &vars, true);
     stack.fs.wait_answered(&call.socket_leg, WAIT).await;
     let leg = stack
         .unicasts
@@ -43,14 +56,19 @@ async fn echo123_over_unicast_on_an_8khz_leg_returns_the_callers_tone() {
         .unwrap_or_else(|| panic!("no unicast leg: {:?}", stack.unicasts.errors()));
     assert_eq!(stack.forks.starts().len(), 0, "no fork on a unicast call");
     // Three seconds of what the call heard; the echo starts after its delay.
-    let heard = leg.wait_heard(3 * 8000, WAIT * 2).await;
+    assert_eq!(
+        leg.samples_per_frame,
+        rate / 50,
+        "frames at the channel rate"
+    );
+    let heard = leg.wait_heard(3 * rate, WAIT * 2).await;
     assert!(
-        heard.len() >= 3 * 8000,
+        heard.len() >= 3 * rate,
         "call heard {} samples",
         heard.len()
     );
-    let tail = &heard[8000..];
-    let share = energy_share(tail, 8000.0, 440.0);
+    let tail = &heard[rate..];
+    let share = energy_share(tail, rate as f64, 440.0);
     assert!(share > 0.5, "440 Hz share {share:.3} in the echo");
     let heard_by_echo = stack.net.actl(&["heard", "echo123"]).await;
     support::stack::assert_heard(&heard_by_echo, 440.0);
