@@ -5,7 +5,8 @@
 //! when a test fails.
 
 use super::fs_double::fork_client::{ForkClient, Source};
-use super::fs_double::{ChannelMedia, ForkRequest, FsDouble, MediaHook};
+use super::fs_double::unicast::{UnicastHook, Voice};
+use super::fs_double::{ChannelMedia, ForkRequest, FsDouble, MediaHook, UnicastRequest};
 use super::sim::{free_port, SimClient, SimNetwork};
 use super::xvfb::Xvfb;
 use std::collections::HashMap;
@@ -127,9 +128,13 @@ pub fn tone(hz: f64) -> Source {
     }
 }
 
-struct HookRef(Arc<ForkHook>);
+struct HookRef(Arc<ForkHook>, Arc<UnicastHook>);
 
 impl MediaHook for HookRef {
+    fn unicast(&self, request: UnicastRequest, channel: ChannelMedia) {
+        self.1.unicast(request, channel);
+    }
+
     fn fork_start(&self, request: ForkRequest, channel: ChannelMedia) {
         let hook = Arc::clone(&self.0);
         hook.starts.lock().unwrap().push(request.clone());
@@ -159,6 +164,8 @@ pub struct Stack {
     pub clients: Vec<Option<SimClient>>,
     pub fs: FsDouble,
     pub forks: Arc<ForkHook>,
+    /// The double's `unicast` legs (the caller says the test tone).
+    pub unicasts: Arc<UnicastHook>,
     pub spec: StackSpec,
     /// Where the double's `socket` connects (the sidecar's acceptor).
     pub outbound: SocketAddr,
@@ -185,7 +192,11 @@ impl Stack {
         }
         let fs = FsDouble::start().await;
         let forks = Arc::new(ForkHook::default());
-        fs.set_media_hook(Arc::new(HookRef(Arc::clone(&forks))));
+        let unicasts = UnicastHook::new(Voice::Tone {
+            hz: 440.0,
+            amplitude: 32767.0 * 10f64.powf(TONE_DBFS / 20.0),
+        });
+        fs.set_media_hook(Arc::new(HookRef(Arc::clone(&forks), Arc::clone(&unicasts))));
         let dir = tempfile::tempdir().expect("temp dir");
         let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let listener: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -195,6 +206,7 @@ impl Stack {
             clients,
             fs,
             forks,
+            unicasts,
             spec,
             outbound,
             listener,

@@ -1102,6 +1102,11 @@ impl State {
             for (k, v) in variables {
                 c.set_variable(k, v.clone());
             }
+            // A `read_rate` among the variables picks the leg's codec rate (a 16 kHz L16 leg).
+            if let Some(rate) = c.variable("read_rate").and_then(|r| r.parse::<u32>().ok()) {
+                c.rate = rate;
+                c.set_variable("write_rate", rate.to_string());
+            }
             let data = format!("{addr} async{}", if full { " full" } else { "" });
             c.set_variable("current_application_data", data);
             c.set_variable("current_application", "socket");
