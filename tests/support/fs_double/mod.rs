@@ -159,6 +159,11 @@ impl FsDouble {
         }
     }
 
+    /// Runs `f` on the switch's state (e.g. to fire an event to every subscriber).
+    pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.core.with(f)
+    }
+
     pub fn esl_addr(&self) -> SocketAddr {
         self.esl_addr
     }
