@@ -147,6 +147,10 @@ async fn a_hostile_display_name_arrives_as_one_inert_variable() {
     assert_eq!(channel.variable("api_on_answer"), None);
     assert_eq!(channel.variable("y"), None);
 
+    // Hung up once answered on both sides (earlier it is a caller giving up).
+    stack
+        .wait_list("interface1 UP", |rows| rows[0].state == "UP")
+        .await;
     stack.net.actl(&["hangup", &net_call]).await;
     let cause = stack.fs.wait_hangup(&uuid, WAIT).await;
     assert_eq!(cause, "NORMAL_CLEARING");
