@@ -11,12 +11,11 @@ use super::registry::IfaceState;
 use super::Gateway;
 use crate::config::Settings;
 use crate::skype::api::{Command, Notification, ProfileProperty};
-use crate::switch::inbound::OutgoingEvent;
+use crate::switch::inbound::{next_event, OutgoingEvent};
 use crate::switch::listener::{ApiFuture, ApiRequest, CommandTable, SessionContext};
 use freeswitch_esl_tokio::EslEvent;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 const SK_SYNTAX: &str = "list [full] || console || skype_API_msg || remove < skypeusername | #interface_name | #interface_id > || reload";
@@ -371,18 +370,7 @@ async fn serve_events(gw: Gateway, table: Arc<CommandTable>) {
     let mut events = gw.inbound.subscribe();
     // One console choice for everything arriving this way.
     let context = SessionContext::new(0, std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let event = tokio::select! {
-            _ = gw.cancel.cancelled() => return,
-            event = events.recv() => match event {
-                Ok(event) => event,
-                Err(RecvError::Lagged(lost)) => {
-                    warn!(lost, "missed FreeSWITCH events while busy");
-                    continue;
-                }
-                Err(RecvError::Closed) => return,
-            },
-        };
+    while let Some(event) = next_event(&mut events, &gw.cancel, "sk commands").await {
         let Some(line) = command_request(&event) else {
             continue;
         };
