@@ -33,10 +33,7 @@ async fn echo123_over_unicast_on_an_8khz_leg_returns_the_callers_tone() {
     echo123_over_unicast(8000).await;
 }
 
-// Known broken: on a 16 kHz leg the pump drops about half the frames each way (jitter buffer
-// full) and the echo comes back without the tone. Run with `--ignored` to reproduce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "16 kHz unicast legs lose half their frames in the pump"]
 async fn echo123_over_unicast_on_a_16khz_leg_returns_the_callers_tone() {
     echo123_over_unicast(16_000).await;
 }

@@ -35,7 +35,12 @@ async fn custom_command_events_get_their_result_back() {
                 let is_result = e
                     .header("Event-Subclass")
                     .is_some_and(|s| s.eq_ignore_ascii_case("skypopen::command_result"));
-                let job = e.header("Job-UUID");
+                // Header names exactly as sent: scripts match them case-sensitively.
+                let job = e
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name == "Job-UUID")
+                    .map(|(_, v)| v.as_str());
                 (is_result && job == Some("job-42")).then(|| e.body.clone().unwrap_or_default())
             })
         })

@@ -397,6 +397,36 @@ impl Call {
     }
 }
 
+/// How long a failed audio setup waits for the Skype call's own ending: a caller hanging up
+/// right after the answer makes the audio ALTERs fail (ERROR 559) just before its
+/// STATUS FINISHED arrives, and that is a normal hangup, not a client gone.
+const ENDING_GRACE: Duration = Duration::from_millis(500);
+
+/// Why the call ended after its audio ports could not be set up: the ending Skype reports
+/// within [`ENDING_GRACE`], else the client is taken to be gone.
+async fn ending_after_media_failure(inbox: &mut mpsc::Receiver<CallInput>) -> SkypeOutcome {
+    let reported = async {
+        while let Some(input) = inbox.recv().await {
+            match input {
+                CallInput::ClientGone(_) => return SkypeOutcome::ClientGone,
+                CallInput::NotOnline => return SkypeOutcome::NotOnline,
+                CallInput::Skype(incoming) => {
+                    if let Progress::Status(status) = progress(&incoming) {
+                        if let Some(outcome) = terminal_outcome(&status, None) {
+                            info!(%status, "the Skype call ended while its audio was set up");
+                            return outcome;
+                        }
+                    }
+                }
+            }
+        }
+        SkypeOutcome::ClientGone
+    };
+    tokio::time::timeout(ENDING_GRACE, reported)
+        .await
+        .unwrap_or(SkypeOutcome::ClientGone)
+}
+
 /// What the status of a Skype call means for the call task.
 enum Progress {
     Status(CallStatus),
@@ -538,7 +568,13 @@ async fn outbound_flow(
                     CallInput::Skype(incoming) => match progress(&incoming) {
                         Progress::Status(status) => {
                             if let Some(ended) = on_outbound_status(call, status, &mut ringing_since).await {
-                                return ended;
+                                // Only a failed audio setup reports ClientGone here.
+                                return match ended {
+                                    Ended::BySkype(SkypeOutcome::ClientGone) => {
+                                        Ended::BySkype(ending_after_media_failure(inbox).await)
+                                    }
+                                    other => other,
+                                };
                             }
                         }
                         Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
@@ -954,7 +990,7 @@ async fn inbound_flow(
                                 call.set_state(IfaceState::Up, CallFlow::InProgress);
                                 if let Err(e) = call.open_media().await {
                                     warn!(error = %e, "no audio path");
-                                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
+                                    return Some(Ended::BySkype(ending_after_media_failure(inbox).await));
                                 }
                                 info!("call up");
                             }

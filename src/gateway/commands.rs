@@ -6,17 +6,17 @@
 //! (no prefix surprises), `Total Interfaces` counts interfaces, the `sk console` choice belongs
 //! to one listener connection, and raw API text returns the client's reply.
 
+use super::chat::fs_link::EventLink;
 use super::chat::send_chat;
 use super::registry::IfaceState;
 use super::Gateway;
 use crate::config::Settings;
 use crate::skype::api::{Command, Notification, ProfileProperty};
-use crate::switch::inbound::OutgoingEvent;
+use crate::switch::inbound::next_event;
 use crate::switch::listener::{ApiFuture, ApiRequest, CommandTable, SessionContext};
 use freeswitch_esl_tokio::EslEvent;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 const SK_SYNTAX: &str = "list [full] || console || skype_API_msg || remove < skypeusername | #interface_name | #interface_id > || reload";
@@ -371,31 +371,23 @@ async fn serve_events(gw: Gateway, table: Arc<CommandTable>) {
     let mut events = gw.inbound.subscribe();
     // One console choice for everything arriving this way.
     let context = SessionContext::new(0, std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let event = tokio::select! {
-            _ = gw.cancel.cancelled() => return,
-            event = events.recv() => match event {
-                Ok(event) => event,
-                Err(RecvError::Lagged(lost)) => {
-                    warn!(lost, "missed FreeSWITCH events while busy");
-                    continue;
-                }
-                Err(RecvError::Closed) => return,
-            },
-        };
+    // Our own event connection: the ESL library would re-case `command` and `Job-UUID`.
+    let mut link = EventLink::new(gw.settings.switch.esl, gw.settings.switch_password.clone());
+    while let Some(event) = next_event(&mut events, &gw.cancel, "sk commands").await {
         let Some(line) = command_request(&event) else {
             continue;
         };
         let job = event.header_str("Job-UUID").map(str::to_string);
         info!(command = %line, job = job.as_deref().unwrap_or(""), "command from FreeSWITCH");
         let output = table.execute(&line, context.clone(), true).await;
-        let mut reply = OutgoingEvent::custom("skypopen::command_result")
-            .header("command", line.as_str())
-            .body(output);
-        if let Some(job) = job {
-            reply = reply.header("Job-UUID", job);
+        let mut headers = vec![
+            ("Event-Subclass", "skypopen::command_result"),
+            ("command", line.as_str()),
+        ];
+        if let Some(job) = job.as_deref() {
+            headers.push(("Job-UUID", job));
         }
-        if let Err(e) = gw.inbound.sendevent(&reply).await {
+        if let Err(e) = link.sendevent("CUSTOM", &headers, &output).await {
             warn!(error = %e, "cannot return a command result to FreeSWITCH");
         }
     }

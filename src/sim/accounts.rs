@@ -88,11 +88,13 @@ const ACCOUNTS: [Account; 8] = [
     },
 ];
 
-const REMOTES: [(&str, &str); 4] = [
+const REMOTES: [(&str, &str); 5] = [
     ("alice", "Alice Liddell"),
     ("bob", "Bob Smith Jr"),
     ("carol", "Carol Ann Jones"),
     ("dave", "Dave"),
+    // A display name written to break out of a FreeSWITCH variable block.
+    ("mallory", "x',api_on_answer=system touch /tmp/p,y='"),
 ];
 
 const BOTS: [(&str, &str, Bot); 5] = [

@@ -91,6 +91,28 @@ impl InboundConfig {
     }
 }
 
+/// The next event from a [`InboundHandle::subscribe`] receiver, `None` once `cancel` fires or
+/// the connection is gone for good. Events lost because the consumer fell behind are logged
+/// with `what` (what the consumer does with them) and skipped.
+pub async fn next_event(
+    events: &mut broadcast::Receiver<Arc<EslEvent>>,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Option<Arc<EslEvent>> {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            event = events.recv() => match event {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::warn!(lost, what, "fell behind FreeSWITCH's events; some are lost");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+        }
+    }
+}
+
 /// Where the connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {

@@ -7,8 +7,8 @@
 
 use super::outgoing::send_chat;
 use crate::gateway::Gateway;
+use crate::switch::inbound::next_event;
 use freeswitch_esl_tokio::EslEvent;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 /// A chat to send, as one event asked for it.
@@ -52,18 +52,7 @@ pub fn chat_request(event: &EslEvent) -> Option<ChatRequest> {
 /// Consumes the inbound connection's events until the gateway stops.
 pub async fn serve(gw: Gateway) {
     let mut events = gw.inbound.subscribe();
-    loop {
-        let event = tokio::select! {
-            _ = gw.cancel.cancelled() => return,
-            event = events.recv() => match event {
-                Ok(event) => event,
-                Err(RecvError::Lagged(lost)) => {
-                    warn!(lost, "fell behind FreeSWITCH's events; chat requests among them are lost");
-                    continue;
-                }
-                Err(RecvError::Closed) => return,
-            },
-        };
+    while let Some(event) = next_event(&mut events, &gw.cancel, "chat requests").await {
         if let Some(request) = chat_request(&event) {
             execute(&gw, request).await;
         }

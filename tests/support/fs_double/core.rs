@@ -232,6 +232,10 @@ pub struct State {
     pub deferred: mpsc::UnboundedSender<Deferred>,
     /// `originate` destinations that fail, with their cause (`busy` → USER_BUSY ...).
     pub failing_destinations: HashMap<String, String>,
+    /// `originate` destinations whose loopback leg rings until it is hung up.
+    pub never_answering: HashSet<String>,
+    /// BACKGROUND_JOBs of originates still ringing, by A-leg uuid: fired when it hangs up.
+    pub ringing_jobs: HashMap<String, Event>,
 }
 
 pub fn now_us() -> u64 {
@@ -254,6 +258,8 @@ impl State {
             drop_on_api: None,
             deferred,
             failing_destinations: HashMap::new(),
+            never_answering: HashSet::new(),
+            ringing_jobs: HashMap::new(),
         }
     }
 
@@ -680,6 +686,10 @@ impl State {
         if let Some(other) = other {
             self.hangup(&other, &cause, false);
         }
+        if let Some(mut job) = self.ringing_jobs.remove(uuid) {
+            job.body = Some(format!("-ERR {cause}\n"));
+            self.fire(job);
+        }
     }
 
     /// Ends a controlled session: disconnect notice, then close.
@@ -860,6 +870,19 @@ impl State {
     pub fn originate(&mut self, args: &str, job: Option<Event>) -> String {
         let (dial, rest) = split_dial_string(args);
         let (vars, target) = parse_vars(&dial);
+        if let Some(a) = self.ring_without_answer(&vars, &target) {
+            return match job {
+                Some(job) => {
+                    self.ringing_jobs.insert(a, job);
+                    String::new()
+                }
+                // A blocking `api originate` cannot wait here: it gives up at once.
+                None => {
+                    self.hangup(&a, "NO_ANSWER", false);
+                    "-ERR NO_ANSWER\n".into()
+                }
+            };
+        }
         let result = self.originate_inner(&vars, &target, rest.trim(), job.is_some());
         match result {
             Ok((uuid, socket)) => {
@@ -904,6 +927,28 @@ impl State {
                 body
             }
         }
+    }
+
+    /// For a destination in [`Self::never_answering`]: the loopback pair, created and left
+    /// ringing (no answer, no socket); its A-leg uuid.
+    fn ring_without_answer(&mut self, vars: &[(String, String)], target: &str) -> Option<String> {
+        let mut parts = target.strip_prefix("loopback/")?.split('/');
+        let dest = parts.next()?;
+        if !self.never_answering.contains(dest) {
+            return None;
+        }
+        let context = parts.next().filter(|s| !s.is_empty()).unwrap_or("default");
+        let dialplan = parts.next().filter(|s| !s.is_empty()).unwrap_or("XML");
+        let a_uuid = vars
+            .iter()
+            .find(|(k, _)| k == "origination_uuid")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if self.channels.contains_key(&a_uuid) {
+            return None;
+        }
+        let (a, _b) = self.create_loopback_pair(a_uuid, dest, context, dialplan, vars);
+        Some(a)
     }
 
     fn originate_inner(

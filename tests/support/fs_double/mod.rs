@@ -256,6 +256,14 @@ impl FsDouble {
         });
     }
 
+    /// `originate` to `loopback/<dest>` rings and is never answered: the A-leg exists (so
+    /// `uuid_kill` can cancel it), the socket never connects, and a `bgapi` job reports only
+    /// when the leg hangs up, with its cause.
+    pub fn never_answer(&self, dest: &str) {
+        self.core
+            .with(|st| st.never_answering.insert(dest.to_string()));
+    }
+
     /// A call to `skype/<dest>`: the dialplan sets `send_silence_when_idle=-1` and runs
     /// `socket <sidecar> async full`, which connects to the sidecar's acceptor.
     pub fn dial_skype(
