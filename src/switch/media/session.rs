@@ -144,6 +144,7 @@ pub(super) async fn serve(
     // its `Bytes`, `reserve` reclaims the same allocation.
     let mut out = BytesMut::with_capacity(FRAME_BYTES * 4);
     let mut our_close: Option<CloseCode> = None;
+    let mut control_open = true;
     if let Some(bytes) = first_audio {
         if let Delivery::ConsumerGone =
             deliver(&mut assembler, &bytes, &channels.from_switch, &mut counters).await
@@ -198,15 +199,18 @@ pub(super) async fn serve(
                     our_close = Some(CloseCode::Normal);
                 }
             },
-            cmd = channels.control.recv() => {
-                if let Some(Control::Text(text)) = cmd {
+            // Once every ForkControl is dropped `recv` is ready with `None` at once; the
+            // branch must go quiet then, or the loop spins (a core per call).
+            cmd = channels.control.recv(), if control_open => match cmd {
+                Some(Control::Text(text)) => {
                     debug!(%text, "audio fork command");
                     if let Err(e) = send(&mut ws, Message::Text(text.into())).await {
                         info!(error = %e, "audio fork send failed");
                         break "send failed";
                     }
                 }
-            }
+                None => control_open = false,
+            },
         }
     };
     if let Some(code) = our_close {
