@@ -24,7 +24,7 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
 fn chat_event() -> Event {
     Event::new()
         .with_header("Event-Name", "MESSAGE")
-        .with_header("Core-UUID", "cab6deb5-695e-43af-8a85-3a7d48cc2385")
+        .with_header("Core-UUID", "5f0c2a9e-1b7d-4c3e-9a61-2d8e7f4b6c10")
         .with_header("Event-Date-Local", "2026-11-22 20:25:28")
         .with_header("proto", "skype")
         .with_header("login", "interface1")
