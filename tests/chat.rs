@@ -10,43 +10,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::fs_double::wire::Event as FsEvent;
-use support::stack::{Stack, StackSpec, WAIT};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::stack::{read_message, Stack, StackSpec, WAIT};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 const TEXT: &str = "Grüße aus Köln – привет, 你好 👋 \"quotes\" & <angle> 100%\nsecond line";
-
-/// One ESL message: headers as sent (not decoded) and the raw body.
-async fn read_message(
-    reader: &mut BufReader<OwnedReadHalf>,
-) -> std::io::Result<(Vec<(String, String)>, Vec<u8>)> {
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            if headers.is_empty() {
-                continue;
-            }
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await?;
-    Ok((headers, body))
-}
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers

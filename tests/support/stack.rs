@@ -539,9 +539,10 @@ pub fn parse_list(text: &str) -> Vec<Row> {
         .collect()
 }
 
-async fn read_message(
+/// One ESL message as sent: header pairs (not URL-decoded) and the raw body.
+pub async fn read_message(
     reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> std::io::Result<(Vec<(String, String)>, String)> {
+) -> std::io::Result<(Vec<(String, String)>, Vec<u8>)> {
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -566,7 +567,7 @@ async fn read_message(
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).await?;
-    Ok((headers, String::from_utf8_lossy(&body).into_owned()))
+    Ok((headers, body))
 }
 
 async fn listener_api(addr: SocketAddr, command: &str) -> std::io::Result<String> {
@@ -592,7 +593,7 @@ async fn listener_api(addr: SocketAddr, command: &str) -> std::io::Result<String
             .any(|(k, v)| k == "Content-Type" && v == "api/response")
         {
             let _ = write.write_all(b"exit\n\n").await;
-            return Ok(body);
+            return Ok(String::from_utf8_lossy(&body).into_owned());
         }
     }
 }
