@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skypopen::shutdown::{signalled, CancellationToken};
+use skypopen::sim::client::trace::AudioTrace;
 use skypopen::sim::client::{self, AuthMode, ClientConfig, ClientExit};
 use skypopen::sim::ctl;
 use skypopen::sim::network::{self, NetworkConfig};
@@ -117,6 +118,11 @@ struct ClientArgs {
     /// No X: read API commands as lines on stdin, write messages as lines on stdout.
     #[arg(long)]
     stdio: bool,
+    /// Write a binary per-frame audio trace here (benchmarks): CLOCK_MONOTONIC ns, call id,
+    /// direction and samples of every frame read from an input socket or written to an
+    /// output socket. Format: see the README's skype-sim section. Off by default.
+    #[arg(long, value_name = "FILE")]
+    audio_trace: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -347,17 +353,27 @@ async fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     config.no_audio = a.no_audio;
     config.answer_error = a.answer_error;
     config.drop_begin = a.drop_begin;
+    if let Some(path) = &a.audio_trace {
+        config.audio_trace = Some(
+            AudioTrace::create(path)
+                .with_context(|| format!("cannot write the audio trace {}", path.display()))?,
+        );
+    }
+    let trace = config.audio_trace.clone();
     let stop = stop_on_signal();
 
     if a.stdio {
         let link = stdio_link(stop.clone());
-        return finish(client::run(config, link, stop).await);
+        let exit = client::run(config, link, stop).await;
+        flush_trace(trace.as_ref());
+        return finish(exit);
     }
     let display = a.display.clone().unwrap_or_default();
     let (link, endpoint) = skypopen::skype::x11::spawn_client_endpoint(&display, stop.clone())
         .await
         .with_context(|| format!("cannot serve the Skype API on display {display}"))?;
     let exit = client::run(config, link, stop).await;
+    flush_trace(trace.as_ref());
     if exit == ClientExit::Died {
         endpoint.set_stale_on_exit(true);
         eprintln!("skype-sim client: dying (fault injected)");
@@ -365,6 +381,12 @@ async fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     }
     endpoint.shutdown().await;
     finish(exit)
+}
+
+fn flush_trace(trace: Option<&AudioTrace>) {
+    if let Some(Err(e)) = trace.map(AudioTrace::flush) {
+        tracing::warn!(error = %e, "cannot write the end of the audio trace");
+    }
 }
 
 fn finish(exit: ClientExit) -> anyhow::Result<()> {

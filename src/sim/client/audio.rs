@@ -5,6 +5,7 @@
 //! - OUTPUT: the client writes one 640-byte 16 kHz s16le frame every 20 ms: what the remote
 //!   party says, from the network, or silence (zeros) when nothing arrived.
 
+use super::trace::AudioTrace;
 use super::uplink::{AudioRoutes, Uplink};
 use crate::media::dsp::BYTES_PER_FRAME;
 use bytes::Bytes;
@@ -75,6 +76,7 @@ pub struct AudioContext {
     pub routes: AudioRoutes,
     pub events: mpsc::Sender<AudioEvent>,
     pub policy: ConnectPolicy,
+    pub trace: Option<AudioTrace>,
 }
 
 impl CallAudio {
@@ -101,10 +103,11 @@ impl CallAudio {
         let uplink = ctx.uplink.clone();
         let events = ctx.events.clone();
         let policy = ctx.policy;
+        let trace = ctx.trace.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                _ = run_input(call, port, uplink, events, policy) => {}
+                _ = run_input(call, port, uplink, events, policy, trace) => {}
             }
         });
     }
@@ -120,10 +123,11 @@ impl CallAudio {
         let events = ctx.events.clone();
         let held = Arc::clone(&self.held);
         let policy = ctx.policy;
+        let trace = ctx.trace.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                _ = run_output(call, port, rx, held, events, policy) => {}
+                _ = run_output(call, port, rx, held, events, policy, trace) => {}
             }
         });
     }
@@ -173,6 +177,7 @@ async fn run_input(
     uplink: Uplink,
     events: mpsc::Sender<AudioEvent>,
     policy: ConnectPolicy,
+    trace: Option<AudioTrace>,
 ) {
     let direction = Direction::Input;
     let Some(mut stream) = connect(call, port, direction, policy).await else {
@@ -190,6 +195,9 @@ async fn run_input(
             Ok(n) => {
                 filled += n;
                 if filled == BYTES_PER_FRAME {
+                    if let Some(trace) = &trace {
+                        trace.record(call, direction, &frame);
+                    }
                     uplink.send_audio(call, Bytes::copy_from_slice(&frame));
                     filled = 0;
                 }
@@ -211,6 +219,7 @@ async fn run_output(
     held: Arc<AtomicBool>,
     events: mpsc::Sender<AudioEvent>,
     policy: ConnectPolicy,
+    trace: Option<AudioTrace>,
 ) {
     let direction = Direction::Output;
     let Some(mut stream) = connect(call, port, direction, policy).await else {
@@ -233,10 +242,14 @@ async fn run_output(
         if held.load(Ordering::Relaxed) {
             continue;
         }
-        let result = match &next {
-            Some(pcm) if pcm.len() == BYTES_PER_FRAME => stream.write_all(pcm).await,
-            _ => stream.write_all(&silence).await,
+        let frame: &[u8] = match &next {
+            Some(pcm) if pcm.len() == BYTES_PER_FRAME => pcm,
+            _ => &silence,
         };
+        if let Some(trace) = &trace {
+            trace.record(call, direction, frame);
+        }
+        let result = stream.write_all(frame).await;
         if let Err(e) = result {
             debug!(call, error = %e, "output socket write failed");
             break;

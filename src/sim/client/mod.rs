@@ -15,6 +15,7 @@
 
 pub mod audio;
 pub mod command;
+pub mod trace;
 pub mod uplink;
 
 use crate::sim::proto::{Down, Fault, Reply, Request};
@@ -58,6 +59,8 @@ pub struct ClientConfig {
     pub answer_error: bool,
     /// Drop the BEGIN chunk of the next N messages sent.
     pub drop_begin: u32,
+    /// Per-frame timestamps of the audio sockets (off: `None`).
+    pub audio_trace: Option<trace::AudioTrace>,
 }
 
 impl ClientConfig {
@@ -74,6 +77,7 @@ impl ClientConfig {
             no_audio: false,
             answer_error: false,
             drop_begin: 0,
+            audio_trace: None,
         }
     }
 }
@@ -108,6 +112,7 @@ pub async fn run(
             routes.clone(),
             uplink_stop.clone(),
         );
+        let audio_trace = config.audio_trace.clone();
         let mut client = Client {
             drop_begin: config.drop_begin,
             config,
@@ -118,6 +123,7 @@ pub async fn run(
                 routes,
                 events: audio_tx,
                 policy: ConnectPolicy::default(),
+                trace: audio_trace,
             },
             timers: timer_tx,
             peers: HashMap::new(),
