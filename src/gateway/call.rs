@@ -38,6 +38,21 @@ pub enum CallInput {
     NotOnline,
 }
 
+impl CallInput {
+    /// The Skype notification, or the outcome when the client or its network went away:
+    /// those end a call the same way in every phase. `phase` only words the log line.
+    fn into_skype(self, phase: &str) -> Result<Incoming, SkypeOutcome> {
+        match self {
+            CallInput::Skype(incoming) => Ok(incoming),
+            CallInput::ClientGone(reason) => {
+                warn!(%reason, "Skype client gone {phase}");
+                Err(SkypeOutcome::ClientGone)
+            }
+            CallInput::NotOnline => Err(SkypeOutcome::NotOnline),
+        }
+    }
+}
+
 /// What every call task needs from its interface.
 pub(crate) struct CallContext {
     pub gw: Gateway,
@@ -171,6 +186,34 @@ enum Ended {
 }
 
 impl Call {
+    /// A call known to neither side yet; each flow fills in what it starts with.
+    fn new(ctx: CallContext, direction: Direction, uuid: String) -> Self {
+        Call {
+            ctx,
+            direction,
+            uuid,
+            skype_call: None,
+            channel: None,
+            channel_events: None,
+            media: None,
+            answered: false,
+            failure_reason: None,
+            ring_claim: None,
+            dtmf_out: None,
+        }
+    }
+
+    /// Hands the interface back to its actor.
+    async fn report_done(&self) {
+        let _ = self
+            .ctx
+            .done
+            .send(CallDone {
+                serial: self.ctx.serial,
+            })
+            .await;
+    }
+
     fn id(&self) -> u32 {
         self.ctx.cfg.id
     }
@@ -387,13 +430,7 @@ impl Call {
         gw.pending_inbound.remove(&self.uuid);
         gw.live_calls.remove(&self.uuid);
         gw.registry.release(self.id());
-        let _ = self
-            .ctx
-            .done
-            .send(CallDone {
-                serial: self.ctx.serial,
-            })
-            .await;
+        self.report_done().await;
     }
 }
 
@@ -407,16 +444,14 @@ const ENDING_GRACE: Duration = Duration::from_millis(500);
 async fn ending_after_media_failure(inbox: &mut mpsc::Receiver<CallInput>) -> SkypeOutcome {
     let reported = async {
         while let Some(input) = inbox.recv().await {
-            match input {
-                CallInput::ClientGone(_) => return SkypeOutcome::ClientGone,
-                CallInput::NotOnline => return SkypeOutcome::NotOnline,
-                CallInput::Skype(incoming) => {
-                    if let Progress::Status(status) = progress(&incoming) {
-                        if let Some(outcome) = terminal_outcome(&status, None) {
-                            info!(%status, "the Skype call ended while its audio was set up");
-                            return outcome;
-                        }
-                    }
+            let incoming = match input.into_skype("while its audio was set up") {
+                Ok(incoming) => incoming,
+                Err(outcome) => return outcome,
+            };
+            if let Progress::Status(status) = progress(&incoming) {
+                if let Some(outcome) = terminal_outcome(&status, None) {
+                    info!(%status, "the Skype call ended while its audio was set up");
+                    return outcome;
                 }
             }
         }
@@ -477,19 +512,9 @@ pub(crate) async fn run_outbound(call: Outbound) {
     async move {
         reservation.commit();
         let (control, events) = channel.into_parts();
-        let mut call = Call {
-            ctx,
-            direction: Direction::Outbound,
-            uuid: uuid.clone(),
-            skype_call: None,
-            channel: Some(control),
-            channel_events: Some(events),
-            media: None,
-            answered: false,
-            failure_reason: None,
-            ring_claim: None,
-            dtmf_out: None,
-        };
+        let mut call = Call::new(ctx, Direction::Outbound, uuid.clone());
+        call.channel = Some(control);
+        call.channel_events = Some(events);
         call.ctx.gw.registry.set_uuid(call.id(), &uuid);
         call.ctx
             .gw
@@ -559,13 +584,9 @@ async fn outbound_flow(
             }
             input = inbox.recv() => {
                 let Some(input) = input else { return Ended::Shutdown };
-                match input {
-                    CallInput::ClientGone(reason) => {
-                        warn!(%reason, "Skype client gone mid-call");
-                        return Ended::BySkype(SkypeOutcome::ClientGone);
-                    }
-                    CallInput::NotOnline => return Ended::BySkype(SkypeOutcome::NotOnline),
-                    CallInput::Skype(incoming) => match progress(&incoming) {
+                match input.into_skype("mid-call") {
+                    Err(outcome) => return Ended::BySkype(outcome),
+                    Ok(incoming) => match progress(&incoming) {
                         Progress::Status(status) => {
                             if let Some(ended) = on_outbound_status(call, status, &mut ringing_since).await {
                                 // Only a failed audio setup reports ClientGone here.
@@ -588,16 +609,11 @@ async fn outbound_flow(
                     return ended;
                 }
             }
-            event = media_event(&mut call.media) => match event {
-                MediaEvent::Stopped(why) => {
-                    warn!(%why, "audio path closed");
-                    return Ended::BySkype(SkypeOutcome::ClientGone);
+            event = media_event(&mut call.media) => {
+                if let Some(ended) = on_media_event(call, event) {
+                    return ended;
                 }
-                MediaEvent::InbandDigit(digit) => {
-                    info!(%digit, "in-band DTMF from Skype");
-                    call.dtmf_to_switch(&digit.to_string());
-                }
-            },
+            }
         }
     }
 }
@@ -724,6 +740,21 @@ fn on_channel_event(call: &mut Call, event: Option<ChannelEvent>) -> Option<Ende
     }
 }
 
+/// The audio path's events during the call: it closing ends the call as a client gone.
+fn on_media_event(call: &Call, event: MediaEvent) -> Option<Ended> {
+    match event {
+        MediaEvent::Stopped(why) => {
+            warn!(%why, "audio path closed");
+            Some(Ended::BySkype(SkypeOutcome::ClientGone))
+        }
+        MediaEvent::InbandDigit(digit) => {
+            info!(%digit, "in-band DTMF from Skype");
+            call.dtmf_to_switch(&digit.to_string());
+            None
+        }
+    }
+}
+
 async fn next_channel_event(
     events: &mut Option<mpsc::Receiver<ChannelEvent>>,
 ) -> Option<ChannelEvent> {
@@ -767,32 +798,14 @@ pub(crate) async fn run_inbound(call: Inbound) {
     let uuid = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("call", interface = %ctx.cfg.name, call = %uuid, skype_call = %skype_call);
     async move {
-        let mut call = Call {
-            ctx,
-            direction: Direction::Inbound,
-            uuid,
-            skype_call: Some(skype_call),
-            channel: None,
-            channel_events: None,
-            media: None,
-            answered: false,
-            failure_reason: None,
-            ring_claim: None,
-            dtmf_out: None,
-        };
+        let mut call = Call::new(ctx, Direction::Inbound, uuid);
+        call.skype_call = Some(skype_call);
         let ended = match inbound_flow(&mut call, reservation, &mut inbox).await {
             Some(ended) => ended,
             None => {
                 // Another interface of the same account took this ring.
-                let gw = call.ctx.gw.clone();
-                gw.registry.release(call.id());
-                let _ = call
-                    .ctx
-                    .done
-                    .send(CallDone {
-                        serial: call.ctx.serial,
-                    })
-                    .await;
+                call.ctx.gw.registry.release(call.id());
+                call.report_done().await;
                 return;
             }
         };
@@ -924,14 +937,10 @@ async fn inbound_flow(
                 Ok(channel) => break channel,
                 Err(_) => return Some(Ended::Shutdown),
             },
-            input = inbox.recv() => match input {
+            input = inbox.recv() => match input.map(|i| i.into_skype("while ringing")) {
                 None => return Some(Ended::Shutdown),
-                Some(CallInput::ClientGone(reason)) => {
-                    warn!(%reason, "Skype client gone while ringing");
-                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
-                }
-                Some(CallInput::NotOnline) => return Some(Ended::BySkype(SkypeOutcome::NotOnline)),
-                Some(CallInput::Skype(incoming)) => match progress(&incoming) {
+                Some(Err(outcome)) => return Some(Ended::BySkype(outcome)),
+                Some(Ok(incoming)) => match progress(&incoming) {
                     Progress::Status(status) => {
                         if let Some(outcome) = terminal_outcome(&status, None) {
                             info!(%status, "Skype caller gave up before FreeSWITCH answered");
@@ -972,14 +981,10 @@ async fn inbound_flow(
                 warn!("Skype call did not go in progress after ANSWER");
                 return Some(Ended::BySkype(SkypeOutcome::SetupTimeout));
             }
-            input = inbox.recv() => match input {
+            input = inbox.recv() => match input.map(|i| i.into_skype("mid-call")) {
                 None => return Some(Ended::Shutdown),
-                Some(CallInput::ClientGone(reason)) => {
-                    warn!(%reason, "Skype client gone mid-call");
-                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
-                }
-                Some(CallInput::NotOnline) => return Some(Ended::BySkype(SkypeOutcome::NotOnline)),
-                Some(CallInput::Skype(incoming)) => match progress(&incoming) {
+                Some(Err(outcome)) => return Some(Ended::BySkype(outcome)),
+                Some(Ok(incoming)) => match progress(&incoming) {
                     Progress::Status(status) => {
                         if let Some(outcome) = terminal_outcome(&status, None) {
                             return Some(Ended::BySkype(if call.answered { outcome } else { SkypeOutcome::Cancelled }));
@@ -1012,16 +1017,11 @@ async fn inbound_flow(
                     return Some(ended);
                 }
             }
-            event = media_event(&mut call.media) => match event {
-                MediaEvent::Stopped(why) => {
-                    warn!(%why, "audio path closed");
-                    return Some(Ended::BySkype(SkypeOutcome::ClientGone));
+            event = media_event(&mut call.media) => {
+                if let Some(ended) = on_media_event(call, event) {
+                    return Some(ended);
                 }
-                MediaEvent::InbandDigit(digit) => {
-                    info!(%digit, "in-band DTMF from Skype");
-                    call.dtmf_to_switch(&digit.to_string());
-                }
-            },
+            }
         }
     }
 }

@@ -1,14 +1,17 @@
-//! The per-call media pump: one 20 ms clock drives both directions. Frames arriving from
-//! either side go into that direction's jitter buffer; on every tick each direction releases
-//! one frame (or zero silence while idle, if configured) to the other side.
+//! The per-call media pump: one 20 ms clock per call cuts time into slots for both
+//! directions. A frame leaves as soon as it arrives if its direction has not sent one in the
+//! current slot, otherwise it waits in that direction's jitter buffer for the next slot (see
+//! [`super::jitter`]); an idle source gets zero silence (if configured) once it has been quiet
+//! for the grace period.
 
 use super::frame::{Frame, FRAME_DURATION};
-use super::jitter::{JitterBuffer, JitterConfig, Playout};
+use super::jitter::{JitterBuffer, JitterConfig, Playout, SlotEvents};
 use super::side::{MediaSide, Offer};
 use super::tap::WavTap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -52,10 +55,12 @@ pub struct DirectionCounters {
     pub frames_out: AtomicU64,
     /// Silence frames delivered while the source was idle.
     pub silence_out: AtomicU64,
-    /// Ticks on which a playing buffer ran dry.
+    /// Slots that ended without the frame the source was sending one per slot.
     pub underruns: AtomicU64,
     /// Frames dropped because the jitter buffer was full (the oldest goes).
     pub overruns: AtomicU64,
+    /// Frames dropped to cut the delay a burst left queued.
+    pub trimmed: AtomicU64,
     /// Frames the destination could not take (it was not keeping up).
     pub dropped: AtomicU64,
 }
@@ -69,6 +74,7 @@ impl DirectionCounters {
             silence_out: get(&self.silence_out),
             underruns: get(&self.underruns),
             overruns: get(&self.overruns),
+            trimmed: get(&self.trimmed),
             dropped: get(&self.dropped),
         }
     }
@@ -85,6 +91,7 @@ pub struct DirectionStats {
     pub silence_out: u64,
     pub underruns: u64,
     pub overruns: u64,
+    pub trimmed: u64,
     pub dropped: u64,
 }
 
@@ -115,31 +122,52 @@ struct Direction<'a> {
     jitter: JitterBuffer,
     fill_silence: bool,
     counters: &'a DirectionCounters,
+    /// Frames sent and not yet written to the tap (only kept while tapping).
+    tapped: Option<VecDeque<Frame>>,
+    /// The source was idle at the start of this slot: the tap may write silence for it.
+    idle: bool,
 }
 
+/// Why a direction stopped: its destination is gone.
+struct Closed;
+
 impl Direction<'_> {
-    fn arrive(&mut self, frame: Frame) {
+    /// A frame from the source: sent on at once if this slot is still free.
+    fn arrive(
+        &mut self,
+        frame: Frame,
+        now: Instant,
+        to: &mut impl MediaSide,
+    ) -> Result<(), Closed> {
         bump(&self.counters.frames_in);
-        if self.jitter.push(frame) {
+        let (ready, overflow) = self.jitter.arrive(frame, now);
+        if overflow {
             bump(&self.counters.overruns);
+        }
+        match ready {
+            Some(frame) => self.send(frame, false, to),
+            None => Ok(()),
         }
     }
 
-    /// Offers this tick's frame to `to`. Returns the frame offered (for the tap), or `Err`
-    /// when the destination is closed.
-    fn tick(&mut self, to: &mut impl MediaSide) -> Result<Option<Frame>, ()> {
-        let (frame, silent) = match self.jitter.pop() {
-            Playout::Frame(frame) => (frame, false),
-            Playout::Underrun => {
-                bump(&self.counters.underruns);
-                if !self.fill_silence {
-                    return Ok(None);
-                }
-                (Frame::SILENCE, true)
-            }
-            Playout::Priming if self.fill_silence => (Frame::SILENCE, true),
-            Playout::Priming => return Ok(None),
-        };
+    /// The start of a slot: a queued frame leaves, or silence fills in for an idle source.
+    fn tick(&mut self, now: Instant, to: &mut impl MediaSide) -> Result<(), Closed> {
+        let (playout, SlotEvents { underrun, trimmed }) = self.jitter.tick(now);
+        if underrun {
+            bump(&self.counters.underruns);
+        }
+        if trimmed {
+            bump(&self.counters.trimmed);
+        }
+        self.idle = playout == Playout::Idle;
+        match playout {
+            Playout::Frame(frame) => self.send(frame, false, to),
+            Playout::Idle if self.fill_silence => self.send(Frame::SILENCE, true, to),
+            Playout::Idle | Playout::Waiting => Ok(()),
+        }
+    }
+
+    fn send(&mut self, frame: Frame, silent: bool, to: &mut impl MediaSide) -> Result<(), Closed> {
         match to.offer(frame) {
             Offer::Accepted => {
                 bump(if silent {
@@ -147,13 +175,46 @@ impl Direction<'_> {
                 } else {
                     &self.counters.frames_out
                 });
-                Ok(Some(frame))
+                if let Some(tapped) = self.tapped.as_mut() {
+                    if tapped.len() >= TAP_LAG_FRAMES {
+                        tapped.pop_front();
+                    }
+                    tapped.push_back(frame);
+                }
             }
-            Offer::Full => {
-                bump(&self.counters.dropped);
-                Ok(None)
-            }
-            Offer::Closed => Err(()),
+            Offer::Full => bump(&self.counters.dropped),
+            Offer::Closed => return Err(Closed),
+        }
+        Ok(())
+    }
+}
+
+/// How far one direction may run ahead of the other in the tap before the lagging side is
+/// written as silence.
+const TAP_LAG_FRAMES: usize = 4;
+
+/// Writes to the tap what both directions sent, pairing their frames in order. The
+/// directions' frames leave at their own times within a slot, so a direction still waiting
+/// for a late frame holds the pair back rather than putting a gap into the recording.
+fn feed_tap(tap: &mut WavTap, said: &mut Direction<'_>, heard: &mut Direction<'_>) {
+    loop {
+        let (Some(said_q), Some(heard_q)) = (said.tapped.as_mut(), heard.tapped.as_mut()) else {
+            return;
+        };
+        let behind = said_q.len().max(heard_q.len()) >= TAP_LAG_FRAMES;
+        let ready = (!said_q.is_empty() || said.idle) && (!heard_q.is_empty() || heard.idle);
+        if !ready && !behind {
+            return;
+        }
+        let (s, h) = (said_q.pop_front(), heard_q.pop_front());
+        let both_empty = s.is_none() && h.is_none();
+        tap.record(
+            s.as_ref().unwrap_or(&Frame::SILENCE),
+            h.as_ref().unwrap_or(&Frame::SILENCE),
+        );
+        // Two idle sources: one pair of silence per slot.
+        if both_empty || (said_q.is_empty() && heard_q.is_empty()) {
+            return;
         }
     }
 }
@@ -172,11 +233,19 @@ pub async fn run<K: MediaSide, W: MediaSide>(
         jitter: JitterBuffer::new(config.jitter),
         fill_silence: config.silence_to_skype,
         counters: &counters.to_skype,
+        tapped: tap
+            .is_some()
+            .then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
+        idle: true,
     };
     let mut to_switch = Direction {
         jitter: JitterBuffer::new(config.jitter),
         fill_silence: config.silence_to_switch,
         counters: &counters.to_switch,
+        tapped: tap
+            .is_some()
+            .then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
+        idle: true,
     };
     let mut clock = tokio::time::interval(FRAME_DURATION);
     // After a stall, catch up with back-to-back ticks: both peers keep their own playout
@@ -187,27 +256,27 @@ pub async fn run<K: MediaSide, W: MediaSide>(
             biased;
             _ = cancel.cancelled() => break PumpStop::Cancelled,
             _ = clock.tick() => {
-                let heard = match to_skype.tick(&mut skype) {
-                    Ok(f) => f,
-                    Err(()) => break PumpStop::SkypeClosed,
-                };
-                let said = match to_switch.tick(&mut switch) {
-                    Ok(f) => f,
-                    Err(()) => break PumpStop::SwitchClosed,
-                };
+                let now = Instant::now();
+                if to_skype.tick(now, &mut skype).is_err() {
+                    break PumpStop::SkypeClosed;
+                }
+                if to_switch.tick(now, &mut switch).is_err() {
+                    break PumpStop::SwitchClosed;
+                }
                 if let Some(t) = tap.as_mut() {
-                    t.record(
-                        said.as_ref().unwrap_or(&Frame::SILENCE),
-                        heard.as_ref().unwrap_or(&Frame::SILENCE),
-                    );
+                    feed_tap(t, &mut to_switch, &mut to_skype);
                 }
             }
             frame = skype.recv() => match frame {
-                Some(frame) => to_switch.arrive(frame),
+                Some(frame) => if to_switch.arrive(frame, Instant::now(), &mut switch).is_err() {
+                    break PumpStop::SwitchClosed;
+                },
                 None => break PumpStop::SkypeClosed,
             },
             frame = switch.recv() => match frame {
-                Some(frame) => to_skype.arrive(frame),
+                Some(frame) => if to_skype.arrive(frame, Instant::now(), &mut skype).is_err() {
+                    break PumpStop::SkypeClosed;
+                },
                 None => break PumpStop::SwitchClosed,
             },
         }
@@ -223,11 +292,13 @@ pub async fn run<K: MediaSide, W: MediaSide>(
         to_skype_out = report.to_skype.frames_out,
         to_skype_underruns = report.to_skype.underruns,
         to_skype_overruns = report.to_skype.overruns,
+        to_skype_trimmed = report.to_skype.trimmed,
         to_skype_dropped = report.to_skype.dropped,
         to_switch_in = report.to_switch.frames_in,
         to_switch_out = report.to_switch.frames_out,
         to_switch_underruns = report.to_switch.underruns,
         to_switch_overruns = report.to_switch.overruns,
+        to_switch_trimmed = report.to_switch.trimmed,
         to_switch_dropped = report.to_switch.dropped,
         "media pump stopped"
     );
@@ -298,30 +369,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn paced_frames_arrive_in_order_and_complete_one_per_tick() {
+    async fn paced_frames_leave_on_arrival_in_order() {
         let mut h = start(PumpConfig::default());
         let sender = h.skype_peer.tx.clone();
+        let t0 = tokio::time::Instant::now();
         tokio::spawn(async move {
+            // Out of phase with the pump's clock by 7 ms, as any real source is.
+            tokio::time::sleep(Duration::from_millis(7)).await;
             for n in 1..=50 {
                 sender.send(f(n)).await.unwrap();
                 tokio::time::sleep(FRAME_DURATION).await;
             }
         });
-        let got = take(&mut h.switch_peer.rx, 60).await;
-        let audio: Vec<i16> = got
-            .iter()
-            .filter(|(fr, _)| !fr.is_silent())
-            .map(|(fr, _)| id(fr))
-            .collect();
-        assert_eq!(audio, (1..=50).collect::<Vec<_>>());
-        // One frame per tick: consecutive deliveries are 20 ms apart.
-        for pair in got.windows(2) {
-            assert_eq!(pair[1].1 - pair[0].1, 20, "{:?}", (pair[0].1, pair[1].1));
+        let mut audio = Vec::new();
+        while audio.len() < 50 {
+            let frame = h.switch_peer.rx.recv().await.expect("pump alive");
+            if !frame.is_silent() {
+                audio.push((id(&frame), t0.elapsed().as_millis()));
+            }
+        }
+        for (i, (n, at)) in audio.iter().enumerate() {
+            assert_eq!(*n, i as i16 + 1);
+            assert_eq!(*at, 7 + 20 * i as u128, "frame {n} held back");
         }
         let stats = h.counters.to_switch.snapshot();
         assert_eq!(stats.frames_in, 50);
         assert_eq!(stats.frames_out, 50);
         assert_eq!(stats.overruns, 0);
+        assert_eq!(stats.underruns, 0);
         h.cancel.cancel();
         assert_eq!(h.pump.await.unwrap().stop, PumpStop::Cancelled);
     }
@@ -347,7 +422,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_burst_beyond_the_buffer_keeps_the_newest_frames() {
+    async fn a_burst_leaves_one_frame_per_tick_and_keeps_the_newest() {
         let mut h = start(PumpConfig {
             silence_to_skype: false,
             ..PumpConfig::default()
@@ -355,34 +430,40 @@ mod tests {
         for n in 1..=10 {
             h.switch_peer.tx.send(f(n)).await.unwrap();
         }
-        let got = take(&mut h.skype_peer.rx, 6).await;
+        let got = take(&mut h.skype_peer.rx, 7).await;
         let ids: Vec<i16> = got.iter().map(|(fr, _)| id(fr)).collect();
-        assert_eq!(ids, vec![5, 6, 7, 8, 9, 10]);
+        // The first leaves at once; six wait, the oldest of the rest dropped.
+        assert_eq!(ids, vec![1, 5, 6, 7, 8, 9, 10]);
+        for pair in got[1..].windows(2) {
+            assert_eq!(pair[1].1 - pair[0].1, 20, "one per slot");
+        }
         let stats = h.counters.to_skype.snapshot();
-        assert_eq!(stats.overruns, 4);
-        assert_eq!(stats.frames_out, 6);
+        assert_eq!(stats.overruns, 3);
+        assert_eq!(stats.frames_out, 7);
         h.cancel.cancel();
         h.pump.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_gap_counts_an_underrun_and_playout_resumes_after_priming() {
+    async fn a_gap_counts_one_underrun_and_the_next_frame_leaves_on_arrival() {
         let mut h = start(PumpConfig {
             silence_to_skype: false,
             ..PumpConfig::default()
         });
-        for n in 1..=3 {
-            h.switch_peer.tx.send(f(n)).await.unwrap();
-        }
-        let first = take(&mut h.skype_peer.rx, 3).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for n in 4..=6 {
-            h.switch_peer.tx.send(f(n)).await.unwrap();
-            tokio::time::sleep(FRAME_DURATION).await;
-        }
-        let second = take(&mut h.skype_peer.rx, 3).await;
-        let ids: Vec<i16> = first.iter().chain(&second).map(|(fr, _)| id(fr)).collect();
+        let sender = h.switch_peer.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            for n in 1..=6 {
+                sender.send(f(n)).await.unwrap();
+                let pause = if n == 3 { 100 } else { 20 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        });
+        let got = take(&mut h.skype_peer.rx, 6).await;
+        let ids: Vec<i16> = got.iter().map(|(fr, _)| id(fr)).collect();
         assert_eq!(ids, vec![1, 2, 3, 4, 5, 6]);
+        let at: Vec<u128> = got.iter().map(|(_, at)| *at).collect();
+        assert_eq!(at, vec![5, 25, 45, 145, 165, 185], "none held back");
         assert_eq!(h.counters.to_skype.snapshot().underruns, 1);
         h.cancel.cancel();
         h.pump.await.unwrap();

@@ -1,6 +1,6 @@
 //! FreeSWITCH's `unicast` UDP leg as a pump side: datagrams of L16 at the channel's codec rate
 //! are resampled to 16 kHz frames, and the pump's frames go back resampled to the channel rate,
-//! exactly one datagram of one 20 ms frame per frame handed over (the pump's tick is the
+//! exactly one datagram of one 20 ms frame per frame handed over (the pump's slots are the
 //! pacing; FreeSWITCH writes each datagram straight into the channel).
 
 use super::frame::{Frame, FrameAssembler, FRAME_BYTES, SAMPLE_RATE};

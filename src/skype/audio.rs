@@ -363,8 +363,8 @@ impl OutputPort {
                             ready[count] = frame;
                             count += 1;
                         });
-                        // Waiting here pushes back on the client over TCP; the pump drains
-                        // every tick and applies the drop policy in its jitter buffer.
+                        // Waiting here pushes back on the client over TCP; the pump takes frames
+                        // as they come and applies the drop policy in its jitter buffer.
                         for frame in &ready[..count] {
                             tokio::select! {
                                 _ = stop.cancelled() => break 'serve,

@@ -103,7 +103,7 @@ enum Delivery {
 }
 
 /// Cuts `bytes` into frames for the pump. Waiting for room pushes back on FreeSWITCH over TCP;
-/// the pump drains every tick and applies the drop policy in its jitter buffer.
+/// the pump takes frames as they come and applies the drop policy in its jitter buffer.
 async fn deliver(
     assembler: &mut FrameAssembler,
     bytes: &[u8],
