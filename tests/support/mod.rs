@@ -3,6 +3,7 @@
 
 pub mod eslcap;
 pub mod fs_double;
+pub mod probe;
 pub mod sidecar;
 pub mod sim;
 pub mod stack;
