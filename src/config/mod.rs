@@ -628,6 +628,34 @@ fn resolve_interface(
     })
 }
 
+#[cfg(test)]
+impl InterfaceConfig {
+    /// An interface with the original module's defaults, resolved as a config file would be.
+    pub(crate) fn with_defaults(
+        id: u32,
+        name: &str,
+        x11_display: &str,
+        skype_user: &str,
+    ) -> InterfaceConfig {
+        let entry = InterfaceEntry {
+            index: 0,
+            identity: InterfaceIdentity {
+                id: Some(id),
+                name: Some(name.into()),
+                x11_display: Some(x11_display.into()),
+            },
+            params: InterfaceParams {
+                skype_user: Some(skype_user.into()),
+                ..InterfaceParams::default()
+            },
+        };
+        let mut problems = Vec::new();
+        let resolved = resolve_interface(&entry, &builtin_params(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        resolved.expect("every required key is set")
+    }
+}
+
 /// Accepts `["a", "b"]` or `"a,b"` (an environment variable can only be a string).
 fn list_or_commas<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]

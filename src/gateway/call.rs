@@ -942,9 +942,8 @@ async fn inbound_flow(
                 Some(Err(outcome)) => return Some(Ended::BySkype(outcome)),
                 Some(Ok(incoming)) => match progress(&incoming) {
                     Progress::Status(status) => {
-                        if let Some(outcome) = terminal_outcome(&status, None) {
+                        if terminal_outcome(&status, None).is_some() {
                             info!(%status, "Skype caller gave up before FreeSWITCH answered");
-                            let _ = outcome;
                             return Some(Ended::BySkype(SkypeOutcome::Cancelled));
                         }
                     }

@@ -458,22 +458,7 @@ mod tests {
     use super::*;
 
     fn iface(id: u32, name: &str, user: &str) -> InterfaceConfig {
-        InterfaceConfig {
-            id,
-            name: name.into(),
-            x11_display: format!(":{}", 100 + id),
-            skype_user: user.into(),
-            dialplan: "XML".into(),
-            context: "default".into(),
-            destination: "5000".into(),
-            report_incoming_chatmessages: true,
-            silent_mode: false,
-            write_silence_when_idle: true,
-            setsockopt: false,
-            skype_get_inband_dtmf: false,
-            skype_add_outband_dtmf_also_when_bridged: false,
-            auto_authorize: true,
-        }
+        InterfaceConfig::with_defaults(id, name, &format!(":{}", 100 + id), user)
     }
 
     fn registry(n: u32) -> Registry {

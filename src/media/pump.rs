@@ -219,6 +219,20 @@ fn feed_tap(tap: &mut WavTap, said: &mut Direction<'_>, heard: &mut Direction<'_
     }
 }
 
+/// The next edge of a process-wide 20 ms grid. Every call's clock ticks on the same grid, so
+/// the timer wakes the runtime once per slot for all calls rather than once per call.
+fn next_slot_edge(now: Instant) -> Instant {
+    static GRID: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *GRID.get_or_init(|| now);
+    let slot = FRAME_DURATION.as_nanos();
+    let into_slot = now.saturating_duration_since(origin).as_nanos() % slot;
+    if into_slot == 0 {
+        now
+    } else {
+        now + std::time::Duration::from_nanos((slot - into_slot) as u64)
+    }
+}
+
 /// Runs until `cancel`, or until either side closes. Logs one line with the counters at the
 /// end, in the caller's span.
 pub async fn run<K: MediaSide, W: MediaSide>(
@@ -247,7 +261,7 @@ pub async fn run<K: MediaSide, W: MediaSide>(
             .then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
         idle: true,
     };
-    let mut clock = tokio::time::interval(FRAME_DURATION);
+    let mut clock = tokio::time::interval_at(next_slot_edge(Instant::now()), FRAME_DURATION);
     // After a stall, catch up with back-to-back ticks: both peers keep their own playout
     // buffers, and falling behind real time for good would only grow the jitter buffers.
     clock.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -469,6 +483,20 @@ mod tests {
         h.pump.await.unwrap();
     }
 
+    #[test]
+    fn every_call_ticks_on_the_same_grid() {
+        let now = Instant::now();
+        let a = next_slot_edge(now);
+        let b = next_slot_edge(now + Duration::from_millis(7));
+        let c = next_slot_edge(now + Duration::from_millis(33));
+        for edge in [a, b, c] {
+            let apart = edge.saturating_duration_since(a).as_micros();
+            assert_eq!(apart % 20_000, 0, "{apart} µs off the grid");
+        }
+        assert!(b >= now + Duration::from_millis(7) && c >= now + Duration::from_millis(33));
+        assert!(c.saturating_duration_since(now + Duration::from_millis(33)) < FRAME_DURATION);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn stops_when_either_side_closes() {
         let h = start(PumpConfig::default());
@@ -494,8 +522,8 @@ mod tests {
             None,
             cancel.clone(),
         ));
-        // Nobody reads the switch side for 10 ticks; its channel holds 2.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Nobody reads the switch side for 10 slots or more; its channel holds 2.
+        tokio::time::sleep(Duration::from_millis(220)).await;
         let stats = counters.to_switch.snapshot();
         assert_eq!(stats.silence_out, 2);
         assert!(stats.dropped >= 8, "{stats:?}");

@@ -190,20 +190,28 @@ impl SkypeAudio {
         let span = tracing::Span::current();
         let input_task = tokio::spawn(
             InputPort {
-                listener: input_listener,
+                link: PortLink {
+                    listener: input_listener,
+                    port: input,
+                    links: links_tx.clone(),
+                    nodelay: options.setsockopt,
+                    side: Side::Input,
+                },
                 frames: to_skype_rx,
-                links: links_tx.clone(),
-                nodelay: options.setsockopt,
             }
             .run(stop.clone())
             .instrument(span.clone()),
         );
         let output_task = tokio::spawn(
             OutputPort {
-                listener: output_listener,
+                link: PortLink {
+                    listener: output_listener,
+                    port: output,
+                    links: links_tx,
+                    nodelay: options.setsockopt,
+                    side: Side::Output,
+                },
                 frames: from_skype_tx,
-                links: links_tx,
-                nodelay: options.setsockopt,
             }
             .run(stop.clone())
             .instrument(span),
@@ -224,26 +232,101 @@ impl SkypeAudio {
     }
 }
 
-fn accepted(stream: &TcpStream, nodelay: bool) {
-    // Linux copies buffer sizes to accepted sockets but not every kernel copies TCP_NODELAY.
-    if nodelay {
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(error = %e, "cannot set TCP_NODELAY on audio connection");
+/// Which of the two ports a task serves: it words the logs and picks the [`AudioLinks`] fields.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Input,
+    Output,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Input => "input",
+            Side::Output => "output",
         }
+    }
+
+    /// This side's `connected` flag and accept count.
+    fn fields(self, links: &mut AudioLinks) -> (&mut bool, &mut u32) {
+        match self {
+            Side::Input => (&mut links.input_connected, &mut links.input_accepts),
+            Side::Output => (&mut links.output_connected, &mut links.output_accepts),
+        }
+    }
+}
+
+/// The part both port tasks share: the listener, and how a connection comes, goes and is
+/// reported.
+struct PortLink {
+    listener: TcpListener,
+    port: u16,
+    links: watch::Sender<AudioLinks>,
+    nodelay: bool,
+    side: Side,
+}
+
+impl PortLink {
+    /// A client connection replaces the current one (the client reconnects on hold/resume);
+    /// a failed accept (e.g. out of fds) backs off so the loop does not spin. True when
+    /// `conn` holds a new connection.
+    async fn take(
+        &self,
+        accepted: io::Result<(TcpStream, SocketAddr)>,
+        conn: &mut Option<TcpStream>,
+    ) -> bool {
+        let (port, side) = (self.port, self.side.name());
+        match accepted {
+            Ok((stream, peer)) => {
+                // Linux copies buffer sizes to accepted sockets but not every kernel copies
+                // TCP_NODELAY.
+                if self.nodelay {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(error = %e, "cannot set TCP_NODELAY on audio connection");
+                    }
+                }
+                let replaced = conn.replace(stream).is_some();
+                info!(port, %peer, replaced, "skype audio {side} connected");
+                self.links.send_modify(|l| {
+                    let (connected, accepts) = self.side.fields(l);
+                    *connected = true;
+                    *accepts += 1;
+                });
+                true
+            }
+            Err(e) => {
+                warn!(port, error = %e, "accept on audio {side} port failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                false
+            }
+        }
+    }
+
+    /// The client closed its connection; the port keeps accepting.
+    fn closed_by_client(&self, conn: &mut Option<TcpStream>) {
+        *conn = None;
+        info!(
+            port = self.port,
+            "skype audio {} disconnected",
+            self.side.name()
+        );
+        self.disconnected();
+    }
+
+    fn disconnected(&self) {
+        self.links.send_modify(|l| *self.side.fields(l).0 = false);
     }
 }
 
 /// The `SET_INPUT` port: frames from the pump are written to the client.
 struct InputPort {
-    listener: TcpListener,
+    link: PortLink,
     frames: mpsc::Receiver<Frame>,
-    links: watch::Sender<AudioLinks>,
-    nodelay: bool,
 }
 
 impl InputPort {
     async fn run(mut self, stop: CancellationToken) {
-        let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let port = self.link.port;
         let mut conn: Option<TcpStream> = None;
         let mut scratch = [0u8; 256];
         let mut dropped_unconnected: u64 = 0;
@@ -251,21 +334,9 @@ impl InputPort {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                res = self.listener.accept() => match res {
-                    Ok((stream, peer)) => {
-                        accepted(&stream, self.nodelay);
-                        let replaced = conn.replace(stream).is_some();
-                        info!(port, %peer, replaced, "skype audio input connected");
-                        self.links.send_modify(|l| {
-                            l.input_connected = true;
-                            l.input_accepts += 1;
-                        });
-                    }
-                    Err(e) => {
-                        warn!(port, error = %e, "accept on audio input port failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
-                },
+                res = self.link.listener.accept() => {
+                    self.link.take(res, &mut conn).await;
+                }
                 // The client never sends on this port; readability means it closed (or sent
                 // something we ignore).
                 res = readable(conn.as_ref()) => {
@@ -278,9 +349,7 @@ impl InputPort {
                         },
                     };
                     if gone {
-                        conn = None;
-                        info!(port, "skype audio input disconnected");
-                        self.links.send_modify(|l| l.input_connected = false);
+                        self.link.closed_by_client(&mut conn);
                     }
                 }
                 frame = self.frames.recv() => {
@@ -296,33 +365,31 @@ impl InputPort {
                         Ok(Err(e)) => {
                             info!(port, error = %e, "skype audio input write failed, waiting for reconnect");
                             conn = None;
-                            self.links.send_modify(|l| l.input_connected = false);
+                            self.link.disconnected();
                         }
                         Err(_) => {
                             warn!(port, "skype audio input stalled, dropping connection");
                             conn = None;
-                            self.links.send_modify(|l| l.input_connected = false);
+                            self.link.disconnected();
                         }
                     }
                 }
             }
         }
-        self.links.send_modify(|l| l.input_connected = false);
+        self.link.disconnected();
         debug!(port, dropped_unconnected, "skype audio input port closed");
     }
 }
 
 /// The `SET_OUTPUT` port: bytes from the client are cut into frames for the pump.
 struct OutputPort {
-    listener: TcpListener,
+    link: PortLink,
     frames: mpsc::Sender<Frame>,
-    links: watch::Sender<AudioLinks>,
-    nodelay: bool,
 }
 
 impl OutputPort {
     async fn run(self, stop: CancellationToken) {
-        let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let port = self.link.port;
         let mut conn: Option<TcpStream> = None;
         let mut assembler = FrameAssembler::new();
         let mut buf = [0u8; 2 * FRAME_BYTES];
@@ -330,30 +397,17 @@ impl OutputPort {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                res = self.listener.accept() => match res {
-                    Ok((stream, peer)) => {
-                        accepted(&stream, self.nodelay);
-                        let replaced = conn.replace(stream).is_some();
+                res = self.link.listener.accept() => {
+                    if self.link.take(res, &mut conn).await {
                         // A new connection is a new byte stream: a partial frame left from the
                         // old one would misalign it.
                         assembler.reset();
-                        info!(port, %peer, replaced, "skype audio output connected");
-                        self.links.send_modify(|l| {
-                            l.output_connected = true;
-                            l.output_accepts += 1;
-                        });
                     }
-                    Err(e) => {
-                        warn!(port, error = %e, "accept on audio output port failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
-                },
+                }
                 res = read_some(conn.as_mut(), &mut buf) => match res {
                     Ok(0) | Err(_) => {
-                        conn = None;
                         assembler.reset();
-                        info!(port, "skype audio output disconnected");
-                        self.links.send_modify(|l| l.output_connected = false);
+                        self.link.closed_by_client(&mut conn);
                     }
                     Ok(n) => {
                         // At most two whole frames fit in one read plus a carried partial.
@@ -375,7 +429,7 @@ impl OutputPort {
                 },
             }
         }
-        self.links.send_modify(|l| l.output_connected = false);
+        self.link.disconnected();
         debug!(port, "skype audio output port closed");
     }
 }

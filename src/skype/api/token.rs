@@ -13,6 +13,23 @@ const MAX_CHAT_NAME: usize = 1024;
 /// A generous ceiling for chat bodies and raw commands; the X11 transport itself has no limit.
 const MAX_TEXT: usize = 64 * 1024;
 
+/// The validated text types go on the wire as they are: `as_str` and `Display` show it.
+macro_rules! text_token {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A Skype call id, as the client numbers its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(pub u64);
@@ -49,21 +66,8 @@ impl Handle {
     }
 
     fn with_role(what: &'static str, value: &str) -> Result<Self, ApiError> {
-        if value.is_empty() {
-            return Err(ApiError::Empty { what });
-        }
-        if value.len() > MAX_HANDLE {
-            return Err(ApiError::TooLong {
-                what,
-                max: MAX_HANDLE,
-            });
-        }
-        if value.chars().any(char::is_whitespace) {
-            return Err(ApiError::Whitespace {
-                what,
-                value: value.to_owned(),
-            });
-        }
+        check_length(what, value, MAX_HANDLE)?;
+        check_one_token(what, value)?;
         if value.contains(',') {
             return Err(ApiError::Comma {
                 what,
@@ -80,20 +84,10 @@ impl Handle {
             }
             return Ok(Self(value.to_owned()));
         }
-        let allowed =
-            |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@');
-        if let Some(found) = value.chars().find(|c| !allowed(*c)) {
-            return Err(ApiError::BadChar {
-                what,
-                value: value.to_owned(),
-                found,
-            });
-        }
+        check_chars(what, value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@')
+        })?;
         Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// A SkypeOut (PSTN) number rather than a Skype name.
@@ -102,11 +96,7 @@ impl Handle {
     }
 }
 
-impl fmt::Display for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_token!(Handle);
 
 /// A chat's name as the client reports it, e.g. `#user1/$user2;9f3e2a`: one token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -115,41 +105,14 @@ pub struct ChatName(String);
 impl ChatName {
     pub fn new(value: &str) -> Result<Self, ApiError> {
         let what = "chat name";
-        if value.is_empty() {
-            return Err(ApiError::Empty { what });
-        }
-        if value.len() > MAX_CHAT_NAME {
-            return Err(ApiError::TooLong {
-                what,
-                max: MAX_CHAT_NAME,
-            });
-        }
-        if value.chars().any(char::is_whitespace) {
-            return Err(ApiError::Whitespace {
-                what,
-                value: value.to_owned(),
-            });
-        }
-        if let Some(found) = value.chars().find(|c| c.is_control()) {
-            return Err(ApiError::BadChar {
-                what,
-                value: value.to_owned(),
-                found,
-            });
-        }
+        check_length(what, value, MAX_CHAT_NAME)?;
+        check_one_token(what, value)?;
+        check_chars(what, value, |c| !c.is_control())?;
         Ok(Self(value.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ChatName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_token!(ChatName);
 
 /// Free text that ends a command (a chat body, a raw command): anything but NUL, which ends a
 /// message on the X11 transport, and control characters other than tab and line breaks.
@@ -157,21 +120,48 @@ fn check_text(what: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::Empty { what });
     }
-    if value.len() > MAX_TEXT {
-        return Err(ApiError::TooLong {
-            what,
-            max: MAX_TEXT,
-        });
+    check_length(what, value, MAX_TEXT)?;
+    check_chars(what, value, |c| {
+        !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+    })
+}
+
+/// Not empty and at most `max` bytes.
+fn check_length(what: &'static str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::Empty { what });
     }
-    let bad = |c: &char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
-    if let Some(found) = value.chars().find(bad) {
-        return Err(ApiError::BadChar {
+    if value.len() > max {
+        return Err(ApiError::TooLong { what, max });
+    }
+    Ok(())
+}
+
+/// Whitespace would split the value into several arguments.
+fn check_one_token(what: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(char::is_whitespace) {
+        return Err(ApiError::Whitespace {
             what,
             value: value.to_owned(),
-            found,
         });
     }
     Ok(())
+}
+
+/// The first character `allowed` refuses is the error.
+fn check_chars(
+    what: &'static str,
+    value: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), ApiError> {
+    match value.chars().find(|c| !allowed(*c)) {
+        Some(found) => Err(ApiError::BadChar {
+            what,
+            value: value.to_owned(),
+            found,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The text of an outgoing chat message.
@@ -183,17 +173,9 @@ impl ChatBody {
         check_text("chat message", value)?;
         Ok(Self(value.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ChatBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_token!(ChatBody);
 
 /// A command typed by an operator (`sk <text>`, `skypopen <iface> <text>`), sent as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,17 +186,9 @@ impl RawText {
         check_text("raw command", value)?;
         Ok(Self(value.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for RawText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_token!(RawText);
 
 /// One DTMF digit as the API carries it: `0`-`9`, `*`, `#` (the client has no A-D).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,35 +235,13 @@ impl PropertyName {
     /// Letters, digits and `_`; stored upper-case as the API spells properties.
     pub fn new(value: &str) -> Result<Self, ApiError> {
         let what = "property name";
-        if value.is_empty() {
-            return Err(ApiError::Empty { what });
-        }
-        if value.len() > 64 {
-            return Err(ApiError::TooLong { what, max: 64 });
-        }
-        if let Some(found) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
-        {
-            return Err(ApiError::BadChar {
-                what,
-                value: value.to_owned(),
-                found,
-            });
-        }
+        check_length(what, value, 64)?;
+        check_chars(what, value, |c| c.is_ascii_alphanumeric() || c == '_')?;
         Ok(Self(value.to_ascii_uppercase()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for PropertyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_token!(PropertyName);
 
 #[cfg(test)]
 mod tests {
@@ -316,45 +268,27 @@ mod tests {
 
     #[test]
     fn destinations_reject_what_changes_the_call() {
-        assert!(matches!(
-            validate_destination("user1, user2"),
-            Err(ApiError::Whitespace { .. })
-        ));
-        assert!(matches!(
-            validate_destination("user1,user2"),
-            Err(ApiError::Comma { .. })
-        ));
-        assert!(matches!(
-            validate_destination("echo123 x"),
-            Err(ApiError::Whitespace { .. })
-        ));
-        assert!(matches!(
-            validate_destination(""),
-            Err(ApiError::Empty { .. })
-        ));
-        assert!(matches!(
-            validate_destination("+39 06"),
-            Err(ApiError::Whitespace { .. })
-        ));
-        assert!(matches!(
-            validate_destination("+39a"),
-            Err(ApiError::BadNumber { .. })
-        ));
-        assert!(matches!(
-            validate_destination("+"),
-            Err(ApiError::BadNumber { .. })
-        ));
-        assert!(matches!(
-            validate_destination("a\0b"),
-            Err(ApiError::BadChar { .. })
-        ));
+        let long = "a".repeat(300);
+        for (destination, refused_as) in [
+            ("user1, user2", "Whitespace"),
+            ("user1,user2", "Comma"),
+            ("echo123 x", "Whitespace"),
+            ("", "Empty"),
+            ("+39 06", "Whitespace"),
+            ("+39a", "BadNumber"),
+            ("+", "BadNumber"),
+            ("a\0b", "BadChar"),
+            (long.as_str(), "TooLong"),
+        ] {
+            let error = validate_destination(destination).map(|h| h.to_string());
+            assert!(
+                format!("{error:?}").starts_with(&format!("Err({refused_as} ")),
+                "{destination:?}: {error:?}"
+            );
+        }
         assert!(matches!(
             validate_destination("user/1"),
             Err(ApiError::BadChar { found: '/', .. })
-        ));
-        assert!(matches!(
-            validate_destination(&"a".repeat(300)),
-            Err(ApiError::TooLong { .. })
         ));
     }
 

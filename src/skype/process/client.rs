@@ -120,22 +120,7 @@ mod tests {
     use super::*;
 
     fn iface() -> InterfaceConfig {
-        InterfaceConfig {
-            id: 1,
-            name: "interface1".into(),
-            x11_display: ":101".into(),
-            skype_user: "alice".into(),
-            dialplan: "XML".into(),
-            context: "default".into(),
-            destination: "5000".into(),
-            report_incoming_chatmessages: true,
-            silent_mode: false,
-            write_silence_when_idle: true,
-            setsockopt: false,
-            skype_get_inband_dtmf: false,
-            skype_add_outband_dtmf_also_when_bridged: false,
-            auto_authorize: true,
-        }
+        InterfaceConfig::with_defaults(1, "interface1", ":101", "alice")
     }
 
     fn clients(text: &str) -> ClientsSettings {

@@ -39,6 +39,25 @@ pub(super) struct Runner {
     pub network: Option<watch::Receiver<ClientState>>,
 }
 
+/// What ends a child's run from outside, the same way while it starts and while it runs.
+enum Interrupt {
+    Cancelled,
+    Exited(Option<ExitStatus>),
+    Restart,
+}
+
+async fn interrupted(
+    cancel: &CancellationToken,
+    control: &mut mpsc::Receiver<Control>,
+    child: &mut Child,
+) -> Interrupt {
+    tokio::select! {
+        _ = cancel.cancelled() => Interrupt::Cancelled,
+        status = child.wait() => Interrupt::Exited(status.ok()),
+        Some(Control::Restart) = control.recv() => Interrupt::Restart,
+    }
+}
+
 enum Outcome {
     Cancelled,
     Restart,
@@ -192,20 +211,10 @@ impl Runner {
         let deadline = Instant::now() + self.clients.ready_timeout();
         loop {
             tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    self.stop(&mut child).await;
-                    return Outcome::Cancelled;
-                }
-                status = child.wait() => {
-                    return Outcome::Ended {
-                        status: status.ok(),
-                        reason: "exited before it was ready".into(),
-                        ran_for: Duration::ZERO,
-                    };
-                }
-                Some(Control::Restart) = self.control.recv() => {
-                    self.stop(&mut child).await;
-                    return Outcome::Restart;
+                interrupt = interrupted(&self.cancel, &mut self.control, &mut child) => {
+                    return self
+                        .conclude(interrupt, &mut child, "exited before it was ready", Duration::ZERO)
+                        .await;
                 }
                 _ = tokio::time::sleep(READY_POLL) => {
                     if self.ready().await {
@@ -236,20 +245,10 @@ impl Runner {
                 }
             };
             tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    self.stop(&mut child).await;
-                    return Outcome::Cancelled;
-                }
-                status = child.wait() => {
-                    return Outcome::Ended {
-                        status: status.ok(),
-                        reason: "exited".into(),
-                        ran_for: running_since.elapsed(),
-                    };
-                }
-                Some(Control::Restart) = self.control.recv() => {
-                    self.stop(&mut child).await;
-                    return Outcome::Restart;
+                interrupt = interrupted(&self.cancel, &mut self.control, &mut child) => {
+                    return self
+                        .conclude(interrupt, &mut child, "exited", running_since.elapsed())
+                        .await;
                 }
                 x_status = x_exit => {
                     let x_status = x_status.map(|s| child::describe(&s)).unwrap_or_default();
@@ -277,6 +276,31 @@ impl Runner {
                     }
                 }
             }
+        }
+    }
+
+    /// Stops the child unless it is the one that ended, and says how its run ended.
+    async fn conclude(
+        &self,
+        interrupt: Interrupt,
+        child: &mut Child,
+        exit_reason: &str,
+        ran_for: Duration,
+    ) -> Outcome {
+        match interrupt {
+            Interrupt::Cancelled => {
+                self.stop(child).await;
+                Outcome::Cancelled
+            }
+            Interrupt::Restart => {
+                self.stop(child).await;
+                Outcome::Restart
+            }
+            Interrupt::Exited(status) => Outcome::Ended {
+                status,
+                reason: exit_reason.into(),
+                ran_for,
+            },
         }
     }
 

@@ -1,7 +1,9 @@
 //! Client role, for the emulator: advertise an API window through `_SKYPE_INSTANCE` and talk
 //! to every controller that writes to it, each identified by its own window.
 
-use super::connection::{send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY};
+use super::connection::{
+    create_message_window, send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY,
+};
 use super::{log_outcome, X11Error};
 use crate::skype::link::{ClientLink, ClientOutgoing, PeerMessage, LINK_QUEUE};
 use crate::skype::wire::PeerReassembly;
@@ -12,13 +14,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, field, info, info_span, warn, Instrument};
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, CreateWindowAux, PropMode, Window, WindowClass,
-};
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, PropMode, Window};
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
-use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT};
 
 /// Messages waiting for the emulator; past this the endpoint stops reading X events but keeps
 /// sending replies.
@@ -260,21 +258,7 @@ fn setup_client(
     root: Window,
     black_pixel: u32,
 ) -> Result<(Window, u32), X11Error> {
-    let window = conn.generate_id()?;
-    conn.create_window(
-        COPY_DEPTH_FROM_PARENT,
-        window,
-        root,
-        0,
-        0,
-        1,
-        1,
-        0,
-        WindowClass::INPUT_OUTPUT,
-        COPY_FROM_PARENT,
-        &CreateWindowAux::new().background_pixel(black_pixel),
-    )?
-    .check()?;
+    let window = create_message_window(conn, root, black_pixel)?;
     let atom = conn
         .intern_atom(false, INSTANCE_PROPERTY.as_bytes())?
         .reply()?

@@ -16,10 +16,12 @@ use tracing::{debug, trace, Span};
 use x11rb::connection::Connection;
 use x11rb::errors::ReplyError;
 use x11rb::protocol::xproto::{
-    ClientMessageEvent, ConnectionExt as _, EventMask, Property, Window,
+    ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, Property, Window,
+    WindowClass,
 };
 use x11rb::protocol::{ErrorKind, Event};
 use x11rb::rust_connection::RustConnection;
+use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT};
 
 /// Longest a request may take. A healthy local server answers in microseconds; one that does
 /// not answer for this long (stopped, or grabbed by another client) is treated as lost.
@@ -240,6 +242,31 @@ fn read_events(
             return;
         }
     }
+}
+
+/// The 1x1 window each side of the API talks through. Never mapped and selecting nothing:
+/// ClientMessages sent to it still reach its creator.
+pub(super) fn create_message_window(
+    conn: &RustConnection,
+    root: Window,
+    black_pixel: u32,
+) -> Result<Window, X11Error> {
+    let window = conn.generate_id()?;
+    conn.create_window(
+        COPY_DEPTH_FROM_PARENT,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        COPY_FROM_PARENT,
+        &CreateWindowAux::new().background_pixel(black_pixel),
+    )?
+    .check()?;
+    Ok(window)
 }
 
 /// Why a message could not be sent.

@@ -1,7 +1,9 @@
 //! Controller role: one task per interface that keeps a link to whatever Skype client the
 //! display advertises, across client restarts and X server restarts, until cancelled.
 
-use super::connection::{send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY};
+use super::connection::{
+    create_message_window, send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY,
+};
 use super::{log_outcome, X11Error};
 use crate::skype::link::{ControllerLink, LinkEvent, LINK_QUEUE};
 use crate::skype::wire::PeerReassembly;
@@ -10,15 +12,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
-use x11rb::connection::Connection;
 use x11rb::errors::ReplyError;
 use x11rb::protocol::xproto::{
-    AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, CreateWindowAux, EventMask, Window,
-    WindowClass,
+    AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Window,
 };
 use x11rb::protocol::ErrorKind;
 use x11rb::rust_connection::RustConnection;
-use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, NONE};
+use x11rb::NONE;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -421,22 +421,7 @@ fn setup_controller(
         &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
     )?
     .check()?;
-    let window = conn.generate_id()?;
-    // Never mapped and selecting nothing: ClientMessages sent to it still reach us, its creator.
-    conn.create_window(
-        COPY_DEPTH_FROM_PARENT,
-        window,
-        root,
-        0,
-        0,
-        1,
-        1,
-        0,
-        WindowClass::INPUT_OUTPUT,
-        COPY_FROM_PARENT,
-        &CreateWindowAux::new().background_pixel(black_pixel),
-    )?
-    .check()?;
+    let window = create_message_window(conn, root, black_pixel)?;
     Ok((window, intern_instance_atom(conn)?))
 }
 
