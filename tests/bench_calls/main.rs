@@ -1,0 +1,131 @@
+//! Call benchmark, run on demand (`cargo test --release --test bench_calls -- --ignored
+//! --nocapture`): N concurrent FreeSWITCH → `skype/instantecho` calls through the real sidecar
+//! and the emulator, for each transport (`audio_fork`; `unicast` on a 16 kHz and an 8 kHz
+//! leg), against the same figures for a bare relay that only copies the frames back (the
+//! floor). Writes `tests/reports/bench-calls.md`.
+//!
+//! The double's media sides are replaced by probes (`support::probe`): each sends a chirp
+//! train and timestamps what comes back, so each echoed chirp is found by cross-correlation.
+//! Every `skype-sim client` runs with `--audio-trace`, so the same chirp is also found where
+//! the client read it from its input socket and wrote it to its output socket: the round trip
+//! splits into FreeSWITCH → Skype (sidecar), the emulator's own share (its network hop and
+//! its 20 ms output clock) and Skype → FreeSWITCH (sidecar).
+//!
+//! `BENCH_CALLS=1,10` picks the call counts (default 1,10,20,30); `BENCH_TRANSPORTS=unicast`
+//! the transports (`audio_fork`, `unicast`, `unicast8`; default all).
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chirp_tests;
+mod cpu;
+mod figures;
+mod hook;
+mod relay;
+mod report;
+mod sidecar;
+
+use relay::relay_scenario;
+use report::{cpu_row, latency_row};
+use sidecar::SidecarStack;
+use std::time::Duration;
+
+pub const WINDOW: Duration = Duration::from_secs(10);
+pub const IDLE_SPAN: Duration = Duration::from_secs(3);
+/// Chirps sent near the end of the window may still be on their way; the traces are flushed
+/// every 100 ms.
+pub const SETTLE: Duration = Duration::from_millis(700);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    AudioFork,
+    Unicast16k,
+    Unicast8k,
+}
+
+impl Transport {
+    fn parse(name: &str) -> Option<Transport> {
+        match name.trim() {
+            "audio_fork" | "fork" => Some(Transport::AudioFork),
+            "unicast" | "unicast16" => Some(Transport::Unicast16k),
+            "unicast8" => Some(Transport::Unicast8k),
+            _ => None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Transport::AudioFork => "audio_fork",
+            Transport::Unicast16k => "unicast 16 kHz",
+            Transport::Unicast8k => "unicast 8 kHz",
+        }
+    }
+
+    fn rate(self) -> u32 {
+        match self {
+            Transport::Unicast8k => 8000,
+            _ => 16_000,
+        }
+    }
+
+    fn is_unicast(self) -> bool {
+        self != Transport::AudioFork
+    }
+}
+
+fn env_list<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse(s).unwrap_or_else(|| panic!("{name}: cannot read {s:?}")))
+        .collect()
+}
+
+/// Replaces the double's fork clients and unicast legs with probes, one per channel.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run on demand"]
+async fn bench_calls_sidecar_vs_bare_relay() {
+    let counts: Vec<usize> = env_list("BENCH_CALLS", "1,10,20,30", |s| s.trim().parse().ok());
+    let transports = env_list(
+        "BENCH_TRANSPORTS",
+        "audio_fork,unicast,unicast8",
+        Transport::parse,
+    );
+    let most = counts.iter().copied().max().unwrap_or(1);
+    let mut all = Vec::new();
+    for unicast in [false, true] {
+        let group: Vec<Transport> = transports
+            .iter()
+            .copied()
+            .filter(|t| t.is_unicast() == unicast)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let stack = SidecarStack::start(most, unicast).await;
+        for &transport in &group {
+            for &calls in &counts {
+                let f = stack.scenario(transport, calls).await;
+                println!("{}\n{}", latency_row(&f), cpu_row(&f));
+                all.push(f);
+            }
+        }
+    }
+    for &transport in &transports {
+        if transport == Transport::Unicast8k && transports.contains(&Transport::Unicast16k) {
+            // The UDP relay does not care about the rate: the 16 kHz row is the floor.
+            continue;
+        }
+        for &calls in &counts {
+            let f = relay_scenario(transport, calls).await;
+            println!("{}\n{}", latency_row(&f), cpu_row(&f));
+            all.push(f);
+        }
+    }
+    all.sort_by_key(|f| (f.transport as u8, f.calls, f.path != "sidecar + skype-sim"));
+    let text = report::render(&all);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reports");
+    std::fs::create_dir_all(&dir).expect("reports dir");
+    std::fs::write(dir.join("bench-calls.md"), &text).expect("write report");
+    println!("{text}");
+}
