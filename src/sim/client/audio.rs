@@ -24,6 +24,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 /// cannot build up.
 const OUTPUT_QUEUE: usize = 50;
 const OUTPUT_MAX_BACKLOG: usize = 6;
+/// One second of a standing output backlog before a frame is dropped to cut it.
+const OUTPUT_TRIM_AFTER_TICKS: u32 = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -232,11 +234,24 @@ async fn run_output(
     let silence = [0u8; BYTES_PER_FRAME];
     let mut clock = tokio::time::interval(Duration::from_millis(20));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backlogged_ticks = 0u32;
     loop {
         clock.tick().await;
         // Keep latency bounded when the network delivers in bursts.
         while frames.len() > OUTPUT_MAX_BACKLOG {
             let _ = frames.try_recv();
+        }
+        // A playout buffer that never runs empty is pure delay (a burst at call start leaves
+        // one behind for good, since frames then come as fast as they go): drop one frame
+        // once it has stood for a while, as a real client's adaptive buffer does.
+        if frames.len() > 1 {
+            backlogged_ticks += 1;
+            if backlogged_ticks >= OUTPUT_TRIM_AFTER_TICKS {
+                let _ = frames.try_recv();
+                backlogged_ticks = 0;
+            }
+        } else {
+            backlogged_ticks = 0;
         }
         let next = frames.try_recv().ok();
         if held.load(Ordering::Relaxed) {

@@ -546,37 +546,30 @@ impl Network {
     }
 
     /// Finds the call and which role `leg` has in it.
-    fn locate(&self, w: &World, leg: u64) -> Option<(u64, Role)> {
+    fn locate<'w>(&self, w: &'w World, leg: u64) -> Option<(u64, Role, &'w Call)> {
         let call_id = *w.legs.get(&leg)?;
         let call = w.calls.get(&call_id)?;
-        if call.caller.leg.map(|(l, _)| l) == Some(leg) {
-            Some((call_id, Role::Caller))
+        let role = if call.caller.leg.map(|(l, _)| l) == Some(leg) {
+            Role::Caller
         } else if call.callee.leg.map(|(l, _)| l) == Some(leg) {
-            Some((call_id, Role::Callee))
+            Role::Callee
         } else if call.ringing.iter().any(|(l, _)| *l == leg) {
-            Some((call_id, Role::Ringing))
+            Role::Ringing
         } else {
-            None
-        }
+            return None;
+        };
+        Some((call_id, role, call))
     }
 
     pub fn answer(self: &Arc<Self>, session: u64, leg: u64) -> Reply {
         let mut w = self.world();
-        let Some((call_id, Role::Ringing)) = self.locate(&w, leg) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
+        let call_id = match self.locate(&w, leg) {
+            Some((id, Role::Ringing, call)) if call.state == CallState::Ringing => id,
+            _ => return action_failed(),
         };
         let Some(call) = w.calls.get_mut(&call_id) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
+            return action_failed();
         };
-        if call.state != CallState::Ringing {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
-        }
         let others: Vec<(u64, u64)> = call
             .ringing
             .iter()
@@ -622,15 +615,8 @@ impl Network {
     /// reports for itself.
     pub fn hangup(self: &Arc<Self>, _session: u64, leg: u64) -> Reply {
         let mut w = self.world();
-        let Some((call_id, role)) = self.locate(&w, leg) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
-        };
-        let Some(call) = w.calls.get(&call_id) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
+        let Some((call_id, role, call)) = self.locate(&w, leg) else {
+            return action_failed();
         };
         let (caller, callee, state) = (call.caller.clone(), call.callee.clone(), call.state);
         let ringing = call.ringing.clone();
@@ -683,7 +669,7 @@ impl Network {
         let failed = Reply::Error {
             line: ERROR_TRANSFER_FAILED.into(),
         };
-        let Some((call_id, Role::Ringing)) = self.locate(&w, leg) else {
+        let Some((call_id, Role::Ringing, _)) = self.locate(&w, leg) else {
             return failed;
         };
         let Some(session) = w
@@ -724,21 +710,10 @@ impl Network {
 
     pub fn hold(&self, leg: u64, on: bool) -> Reply {
         let w = self.world();
-        let Some((call_id, role)) = self.locate(&w, leg) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
+        let (call_id, role, call) = match self.locate(&w, leg) {
+            Some(found @ (_, _, call)) if call.state == CallState::InProgress => found,
+            _ => return action_failed(),
         };
-        let Some(call) = w.calls.get(&call_id) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
-        };
-        if call.state != CallState::InProgress {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
-        }
         let other = if role == Role::Caller {
             &call.callee
         } else {
@@ -753,13 +728,8 @@ impl Network {
 
     pub fn dtmf(&self, leg: u64, digit: char) -> Reply {
         let w = self.world();
-        let Some((call_id, role)) = self.locate(&w, leg) else {
-            return Reply::Error {
-                line: ERROR_ACTION_FAILED.into(),
-            };
-        };
-        let Some(call) = w.calls.get(&call_id) else {
-            return Reply::Ok;
+        let Some((call_id, role, call)) = self.locate(&w, leg) else {
+            return action_failed();
         };
         let (other, other_index) = if role == Role::Caller {
             (&call.callee, 1)
@@ -1210,6 +1180,12 @@ enum Role {
     Caller,
     Callee,
     Ringing,
+}
+
+fn action_failed() -> Reply {
+    Reply::Error {
+        line: ERROR_ACTION_FAILED.into(),
+    }
 }
 
 fn not_online() -> Reply {
