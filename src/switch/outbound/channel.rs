@@ -89,30 +89,31 @@ impl ChannelControl {
 
     /// Resolves once the channel is known to be down (hangup event, or the socket closed).
     pub async fn hungup(&self) -> Hangup {
-        let mut rx = self.inner.status.clone();
-        let waited = rx
-            .wait_for(|s| s.hangup.is_some())
+        self.status_set(|s| &s.hangup)
             .await
-            .ok()
-            .map(|s| s.hangup.clone());
-        waited
-            .flatten()
-            .or_else(|| rx.borrow().hangup.clone())
             .unwrap_or(Hangup { cause: None })
     }
 
     /// Resolves once the socket is closed; returns why.
     pub async fn closed(&self) -> String {
+        self.status_set(|s| &s.disconnected)
+            .await
+            .unwrap_or_else(|| "socket closed".to_string())
+    }
+
+    /// Waits until `field` of the status is set. `None` when the connection task is gone
+    /// without ever setting it.
+    async fn status_set<T: Clone>(
+        &self,
+        field: impl Fn(&ChannelStatus) -> &Option<T>,
+    ) -> Option<T> {
         let mut rx = self.inner.status.clone();
         let waited = rx
-            .wait_for(|s| s.disconnected.is_some())
+            .wait_for(|s| field(s).is_some())
             .await
             .ok()
-            .map(|s| s.disconnected.clone());
-        waited
-            .flatten()
-            .or_else(|| rx.borrow().disconnected.clone())
-            .unwrap_or_else(|| "socket closed".to_string())
+            .and_then(|s| field(&s).clone());
+        waited.or_else(|| field(&rx.borrow()).clone())
     }
 
     /// Queue an application (`sendmsg` `execute`); returns once FreeSWITCH accepted it.
