@@ -345,22 +345,23 @@ fn render(globals: &Values, interfaces: &[ValidInterface]) -> String {
 mod tests {
     use super::*;
 
-    fn wrap(globals: &str, interfaces: &str) -> String {
-        format!(
+    /// Migrates a skypopen.conf.xml made of these global and per-interface settings.
+    fn migrated(globals: &str, interfaces: &str) -> Migration {
+        let xml = format!(
             "<configuration name=\"skypopen.conf\">\n<global_settings>\n{globals}\n\
              </global_settings>\n<per_interface_settings>\n{interfaces}\n\
              </per_interface_settings>\n</configuration>\n"
-        )
+        );
+        migrate(&xml).unwrap()
     }
 
     #[test]
     fn global_names_are_case_sensitive_except_debug() {
-        let m = migrate(&wrap(
+        let m = migrated(
             r#"<param name="Context" value="public"/><param name="DEBUG" value="1"/>
                <param name="context" value="default"/>"#,
             "",
-        ))
-        .unwrap();
+        );
         assert!(m.toml.contains("context = \"default\""), "{}", m.toml);
         assert!(!m.toml.contains("public"));
         assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
@@ -370,13 +371,12 @@ mod tests {
 
     #[test]
     fn interface_names_are_case_insensitive_and_display_has_two_spellings() {
-        let m = migrate(&wrap(
+        let m = migrated(
             r#"<param name="skype_user" value="u0"/>"#,
             r#"<interface id="1" name="a"><param name="X11_DISPLAY" value=":101"/>
                  <param name="Skype_User" value="u1"/></interface>
                <interface id="2" name="b"><param name="x11-display" value=":102"/></interface>"#,
-        ))
-        .unwrap();
+        );
         assert!(m.notes.is_empty(), "{:?}", m.notes);
         assert!(m
             .toml
@@ -388,12 +388,11 @@ mod tests {
 
     #[test]
     fn only_true_and_1_are_true() {
-        let m = migrate(&wrap(
+        let m = migrated(
             r#"<param name="silent_mode" value="TRUE"/><param name="setsockopt" value="1"/>
                <param name="write_silence_when_idle" value="0"/>"#,
             "",
-        ))
-        .unwrap();
+        );
         assert!(m.toml.contains("silent_mode = false\n"));
         assert!(m.toml.contains("setsockopt = true\n"));
         assert!(m.toml.contains("write_silence_when_idle = false\n"));
@@ -403,12 +402,11 @@ mod tests {
 
     #[test]
     fn passwords_are_reported_but_never_repeated() {
-        let m = migrate(&wrap(
+        let m = migrated(
             r#"<param name="skype_password" value="hunter2"/><param name="skype_user" value="u"/>"#,
             r#"<interface id="1" name="a"><param name="X11-display" value=":1"/>
                <param name="Skype_Password" value="hunter3"/></interface>"#,
-        ))
-        .unwrap();
+        );
         let all = format!("{}{:?}", m.toml, m.notes);
         assert!(!all.contains("hunter"), "{all}");
         assert_eq!(m.notes.len(), 2);
@@ -416,7 +414,7 @@ mod tests {
 
     #[test]
     fn invalid_interfaces_are_listed_not_carried() {
-        let m = migrate(&wrap(
+        let m = migrated(
             r#"<param name="skype_user" value="u"/>"#,
             r#"<interface id="0" name="zero"><param name="X11-display" value=":1"/></interface>
                <interface id="x" name="nan"><param name="X11-display" value=":2"/></interface>
@@ -424,8 +422,7 @@ mod tests {
                <interface id="5" name="nodisplay"></interface>
                <interface id="6"><param name="X11-display" value=":6"/></interface>
                <interface id="6" name="again"><param name="X11-display" value=":7"/></interface>"#,
-        ))
-        .unwrap();
+        );
         assert_eq!(m.notes.len(), 6, "{:#?}", m.notes);
         assert!(m
             .toml
@@ -435,11 +432,10 @@ mod tests {
 
     #[test]
     fn a_missing_account_is_pointed_out() {
-        let m = migrate(&wrap(
+        let m = migrated(
             "",
             r#"<interface id="1" name="a"><param name="X11-display" value=":1"/></interface>"#,
-        ))
-        .unwrap();
+        );
         assert_eq!(m.notes.len(), 1);
         assert!(m.notes[0].contains("has no skype_user"), "{:?}", m.notes);
     }

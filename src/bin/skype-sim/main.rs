@@ -211,25 +211,11 @@ enum CtlVerb {
     /// The remote side resumes a held call (clients see INPROGRESS).
     Resume { call: u64 },
     /// A party sends a chat message to an account.
-    Chat {
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        text: String,
-    },
+    Chat(PartyText),
     /// Chat messages a remote party or bot received.
     Inbox { party: String },
     /// A party asks an account for authorization (a contact request).
-    AuthRequest {
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        text: String,
-    },
+    AuthRequest(PartyText),
     /// Handles an account has authorized.
     Contacts { user: String },
     /// Live calls.
@@ -260,6 +246,17 @@ enum FaultArg {
     Offline { ms: u64 },
     /// Exit at once, leaving a stale _SKYPE_INSTANCE.
     Die,
+}
+
+// What a remote party sends to an account: a chat message or an authorization request.
+#[derive(Args)]
+struct PartyText {
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    #[arg(long)]
+    text: String,
 }
 
 fn init_logging(default: &str) {
@@ -477,9 +474,11 @@ async fn run_ctl(a: CtlArgs) -> anyhow::Result<()> {
         },
         CtlVerb::Hold { call } => CtlCommand::Hold { call, on: true },
         CtlVerb::Resume { call } => CtlCommand::Hold { call, on: false },
-        CtlVerb::Chat { from, to, text } => CtlCommand::Chat { from, to, text },
+        CtlVerb::Chat(PartyText { from, to, text }) => CtlCommand::Chat { from, to, text },
         CtlVerb::Inbox { party } => CtlCommand::Inbox { party },
-        CtlVerb::AuthRequest { from, to, text } => CtlCommand::AuthRequest { from, to, text },
+        CtlVerb::AuthRequest(PartyText { from, to, text }) => {
+            CtlCommand::AuthRequest { from, to, text }
+        }
         CtlVerb::Contacts { user } => CtlCommand::Contacts { user },
         CtlVerb::Calls => CtlCommand::Calls,
         CtlVerb::Status => CtlCommand::Status,

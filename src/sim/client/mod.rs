@@ -175,6 +175,27 @@ struct ClientCall {
 }
 
 impl ClientCall {
+    /// A call just placed or just ringing: nothing answered, sent or set up yet.
+    fn new(
+        partner_handle: String,
+        partner_dispname: String,
+        call_type: String,
+        status: &str,
+    ) -> ClientCall {
+        ClientCall {
+            partner_handle,
+            partner_dispname,
+            call_type,
+            status: status.into(),
+            failure_reason: 0,
+            answered_at: None,
+            duration_sent: 0,
+            finished: false,
+            vaa_input: false,
+            audio: CallAudio::default(),
+        }
+    }
+
     fn duration(&self) -> u64 {
         self.answered_at.map(|t| t.elapsed().as_secs()).unwrap_or(0)
     }
@@ -579,25 +600,19 @@ impl Client {
         {
             Ok(Reply::Dialled { call }) => {
                 let pstn = crate::sim::accounts::is_pstn(target);
+                let call_type = if pstn {
+                    "OUTGOING_PSTN"
+                } else {
+                    "OUTGOING_P2P"
+                };
                 self.remember(
                     call,
-                    ClientCall {
-                        partner_handle: target.to_string(),
-                        partner_dispname: crate::sim::accounts::display_name(target),
-                        call_type: if pstn {
-                            "OUTGOING_PSTN"
-                        } else {
-                            "OUTGOING_P2P"
-                        }
-                        .into(),
-                        status: "UNPLACED".into(),
-                        failure_reason: 0,
-                        answered_at: None,
-                        duration_sent: 0,
-                        finished: false,
-                        vaa_input: false,
-                        audio: CallAudio::default(),
-                    },
+                    ClientCall::new(
+                        target.to_string(),
+                        crate::sim::accounts::display_name(target),
+                        call_type.into(),
+                        "UNPLACED",
+                    ),
                 );
                 info!(call, target, "outgoing call");
                 vec![format!("CALL {call} STATUS UNPLACED")]
@@ -808,18 +823,7 @@ impl Client {
                 info!(call, from = %partner_handle, "incoming call");
                 self.remember(
                     call,
-                    ClientCall {
-                        partner_handle,
-                        partner_dispname,
-                        call_type,
-                        status: "RINGING".into(),
-                        failure_reason: 0,
-                        answered_at: None,
-                        duration_sent: 0,
-                        finished: false,
-                        vaa_input: false,
-                        audio: CallAudio::default(),
-                    },
+                    ClientCall::new(partner_handle, partner_dispname, call_type, "RINGING"),
                 );
                 self.notify(format!("CALL {call} STATUS RINGING")).await;
             }
