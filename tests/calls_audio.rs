@@ -40,11 +40,10 @@ async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(media:
 
     // alice → user1 with a 1000 Hz voice: lands on 5000 with alice's caller id; FreeSWITCH
     // hears 1000 Hz and alice hears the destination's 440 Hz.
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .remote_call(&["--from", "alice", "--to", "user1", "--tone", "1000"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap().to_string();
     let uuid = stack.inbound_channel("interface1", &[]).await;
     let channel = stack.fs.channel(&uuid).unwrap();
     assert_eq!(
@@ -65,19 +64,7 @@ async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(media:
             rows[0].state == "UP" && rows[0].ib_total == 1
         })
         .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    let heard = loop {
-        let h = stack.net.actl(&["heard", "alice"]).await;
-        if h["active_seconds"].as_f64().unwrap_or(0.0) >= 1.0 {
-            break h;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alice heard nothing: {h}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert_heard(&heard, 440.0);
+    assert_heard(&stack.heard_audio("alice").await, 440.0);
     stack.net.actl(&["hangup", &net_call]).await;
     let cause = stack.fs.wait_hangup(&uuid, WAIT).await;
     assert_eq!(cause, "NORMAL_CLEARING");

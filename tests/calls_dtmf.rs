@@ -3,47 +3,7 @@
 //! `skype_get_inband_dtmf` is on (per interface here; a channel variable overrides it).
 mod support;
 
-use std::time::{Duration, Instant};
 use support::stack::{IfaceSpec, Stack, StackSpec, WAIT};
-
-/// Waits until the double recorded `uuid_send_dtmf <uuid> <d>` for every digit of `digits`;
-/// returns every digit sent to `uuid` that way.
-async fn sent_dtmf(stack: &Stack, uuid: &str, digits: &str) -> String {
-    let prefix = format!("uuid_send_dtmf {uuid} ");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let sent: String = stack
-            .fs
-            .recorded()
-            .api
-            .iter()
-            .filter_map(|line| line.strip_prefix(&prefix))
-            .collect();
-        if digits.chars().all(|d| sent.contains(d)) {
-            return sent;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "uuid_send_dtmf for {digits} never came; sent {sent:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn heard_signalled(stack: &Stack, party: &str, digits: &str) -> serde_json::Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let heard = stack.net.actl(&["heard", party]).await;
-        if heard["dtmf_signalled"].as_str() == Some(digits) {
-            return heard;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{party} never got DTMF {digits}: {heard}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_signalled_both_ways_and_in_band_from_skype() {
@@ -53,47 +13,42 @@ async fn dtmf_signalled_both_ways_and_in_band_from_skype() {
     let stack = Stack::start(spec).await;
 
     // Signalled, on an inbound call.
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .remote_call(&["--from", "alice", "--to", "user1", "--tone", "1000"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap().to_string();
     let uuid = stack.inbound_channel("interface1", &[]).await;
     stack.fork_audio(&uuid, 0.5).await;
     // FreeSWITCH → Skype: DTMF events on the controlled channel.
     stack.fs.recv_dtmf(&uuid, "12#");
-    heard_signalled(&stack, "alice", "12#").await;
+    stack.heard_signalled("alice", "12#").await;
     // Skype → FreeSWITCH: alice keys 4 and 5.
     stack.net.actl(&["dtmf", &net_call, "45"]).await;
-    let sent = sent_dtmf(&stack, &uuid, "45").await;
+    let sent = stack.wait_sent_dtmf(&uuid, "45").await;
     // The client's echo of our own digits does not loop back into the call.
     assert_eq!(sent, "45", "digits sent into the call");
     // Alice's in-band tones are not looked for on this interface.
     stack.net.actl(&["dtmf", &net_call, "7", "--inband"]).await;
     stack.net.actl(&["hangup", &net_call]).await;
     stack.fs.wait_hangup(&uuid, WAIT).await;
-    let all: String = stack
-        .fs
-        .recorded()
-        .api
-        .iter()
-        .filter_map(|l| l.strip_prefix(&format!("uuid_send_dtmf {uuid} ")))
-        .collect();
-    assert_eq!(all, "45", "in-band detection was off on interface1");
+    assert_eq!(
+        stack.sent_dtmf(&uuid),
+        "45",
+        "in-band detection was off on interface1"
+    );
 
     // In-band, on interface2: bob keys 3, 9 and * as tones.
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "bob", "--to", "user2"])
+        .remote_call(&["--from", "bob", "--to", "user2"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap().to_string();
     let uuid = stack.inbound_channel("interface2", &[]).await;
     stack.fork_audio(&uuid, 0.5).await;
     stack
         .net
         .actl(&["dtmf", &net_call, "39*", "--inband"])
         .await;
-    let sent = sent_dtmf(&stack, &uuid, "39*").await;
+    let sent = stack.wait_sent_dtmf(&uuid, "39*").await;
     assert_eq!(sent, "39*");
     stack.fs.hangup(&uuid, "NORMAL_CLEARING");
     stack.wait_all_idle().await;

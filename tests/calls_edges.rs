@@ -70,11 +70,10 @@ fn variable_block(line: &str) -> Vec<(String, String)> {
 async fn skype_caller_hanging_up_while_freeswitch_rings_cancels_the_originate() {
     let stack = Stack::start(StackSpec::users(&["user1"])).await;
     stack.fs.never_answer("5000");
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "alice", "--to", "user1"])
+        .remote_call(&["--from", "alice", "--to", "user1"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap().to_string();
     let leg = originated_leg(&stack).await;
     let rows = stack
         .wait_list("interface1 busy with the ring", |rows| {
@@ -105,11 +104,10 @@ async fn skype_caller_hanging_up_while_freeswitch_rings_cancels_the_originate() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_display_name_arrives_as_one_inert_variable() {
     let stack = Stack::start(StackSpec::users(&["user1"])).await;
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "mallory", "--to", "user1"])
+        .remote_call(&["--from", "mallory", "--to", "user1"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap().to_string();
     let uuid = stack.inbound_channel("interface1", &[]).await;
 
     let api = stack.fs.recorded().api;

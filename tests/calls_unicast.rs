@@ -3,29 +3,12 @@
 mod support;
 
 use std::time::Duration;
-use support::stack::{Stack, StackSpec, WAIT};
+use support::stack::{energy_share, Stack, StackSpec, WAIT};
 
 fn unicast_spec() -> StackSpec {
     let mut spec = StackSpec::users(&["user1"]);
     spec.switch = "media = \"unicast\"\n".to_string();
     spec
-}
-
-/// Share of the energy of `samples` (at `rate`) in the `hz` bin, 0..1.
-fn energy_share(samples: &[i16], rate: f64, hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / rate;
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
-    if total == 0.0 {
-        return 0.0;
-    }
-    2.0 * power / (samples.len() as f64 * total)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +48,7 @@ async fn echo123_over_unicast(rate: usize) {
         heard.len()
     );
     let tail = &heard[rate..];
-    let share = energy_share(tail, rate as f64, 440.0);
+    let share = energy_share(tail, rate as u32, 440.0);
     assert!(share > 0.5, "440 Hz share {share:.3} in the echo");
     let heard_by_echo = stack.net.actl(&["heard", "echo123"]).await;
     support::stack::assert_heard(&heard_by_echo, 440.0);
@@ -101,11 +84,10 @@ async fn send_silence_when_idle_in_unicast_mode_falls_back_to_the_fork_with_a_wa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_to_user1_over_unicast_carries_audio_both_ways() {
     let stack = Stack::start(unicast_spec()).await;
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .remote_call(&["--from", "alice", "--to", "user1", "--tone", "1000"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap_or(0).to_string();
     let uuid = stack.inbound_channel("interface1", &[]).await;
     let channel = stack.fs.channel(&uuid).expect("originated channel");
     assert_eq!(
@@ -124,37 +106,13 @@ async fn alice_to_user1_over_unicast_carries_audio_both_ways() {
         "call heard {} samples",
         heard.len()
     );
-    let share = energy_share(&heard[8000..], 8000.0, 1000.0);
+    let share = energy_share(&heard[8000..], 8000, 1000.0);
     assert!(share > 0.5, "alice's 1 kHz share {share:.3} in FreeSWITCH");
-    let deadline = std::time::Instant::now() + WAIT;
-    let heard_by_alice = loop {
-        let h = stack.net.actl(&["heard", "alice"]).await;
-        if h["active_seconds"].as_f64().unwrap_or(0.0) >= 1.0 {
-            break h;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alice heard nothing: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    support::stack::assert_heard(&heard_by_alice, 440.0);
+    support::stack::assert_heard(&stack.heard_audio("alice").await, 440.0);
     stack.net.actl(&["hangup", &net_call]).await;
     let cause = stack.fs.wait_hangup(&uuid, WAIT).await;
     assert_eq!(cause, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
-}
-
-/// Digits of `uuid_send_dtmf <uuid> ...` the double received so far.
-fn sent_dtmf(stack: &Stack, uuid: &str) -> String {
-    let prefix = format!("uuid_send_dtmf {uuid} ");
-    stack
-        .fs
-        .recorded()
-        .api
-        .iter()
-        .filter_map(|line| line.strip_prefix(&prefix))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,11 +122,10 @@ async fn dtmf_both_ways_and_in_band_over_unicast() {
         .toml
         .push_str("skype_get_inband_dtmf = true\n");
     let stack = Stack::start(spec).await;
-    let placed = stack
+    let net_call = stack
         .net
-        .actl(&["call", "--from", "alice", "--to", "user1", "--tone", "1000"])
+        .remote_call(&["--from", "alice", "--to", "user1", "--tone", "1000"])
         .await;
-    let net_call = placed["call"].as_u64().unwrap_or(0).to_string();
     let uuid = stack.inbound_channel("interface1", &[]).await;
     let leg = stack
         .unicasts
@@ -178,30 +135,11 @@ async fn dtmf_both_ways_and_in_band_over_unicast() {
     leg.wait_heard(4000, WAIT).await;
     // FreeSWITCH → Skype, signalled.
     stack.fs.recv_dtmf(&uuid, "12#");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let heard = stack.net.actl(&["heard", "alice"]).await;
-        if heard["dtmf_signalled"].as_str() == Some("12#") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alice never got 12#: {heard}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack.heard_signalled("alice", "12#").await;
     // Skype → FreeSWITCH: signalled 4, then in-band 9 in alice's audio.
     stack.net.actl(&["dtmf", &net_call, "4"]).await;
     stack.net.actl(&["dtmf", &net_call, "9", "--inband"]).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    while !(sent_dtmf(&stack, &uuid).contains('4') && sent_dtmf(&stack, &uuid).contains('9')) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "uuid_send_dtmf 4 and 9 never came: {:?}",
-            sent_dtmf(&stack, &uuid)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack.wait_sent_dtmf(&uuid, "49").await;
     stack.net.actl(&["hangup", &net_call]).await;
     stack.fs.wait_hangup(&uuid, WAIT).await;
     stack.wait_idle("interface1").await;

@@ -8,25 +8,41 @@ use std::time::Duration;
 use support::eslcap;
 use support::fs_double::replay;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-async fn acceptor(
-    options: OutboundOptions,
-) -> (
-    std::net::SocketAddr,
-    mpsc::Receiver<ChannelHandle>,
-    CancellationToken,
-) {
+/// A capture of FreeSWITCH's side of a `socket` connection, played against a fresh acceptor.
+struct Replay {
+    /// The channel the acceptor handed over.
+    handle: ChannelHandle,
+    /// The player: what the acceptor sent, once the capture has run to its end.
+    fake_fs: JoinHandle<std::io::Result<replay::ReplayLog>>,
+    cancel: CancellationToken,
+    _channels: mpsc::Receiver<ChannelHandle>,
+}
+
+async fn replay_capture(options: OutboundOptions, capture: &str) -> Replay {
     let acceptor = OutboundAcceptor::bind("127.0.0.1:0".parse().unwrap(), options)
         .await
         .expect("bind");
     let addr = acceptor.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, mut channels) = mpsc::channel(4);
     let cancel = CancellationToken::new();
     tokio::spawn(acceptor.run(tx, cancel.clone()));
-    (addr, rx, cancel)
+    let records = eslcap::load(capture).unwrap().records;
+    let fake_fs = tokio::spawn(replay::replay_socket(addr, records));
+    let handle = tokio::time::timeout(DEADLINE, channels.recv())
+        .await
+        .expect("no channel handed over")
+        .expect("acceptor stopped");
+    Replay {
+        handle,
+        fake_fs,
+        cancel,
+        _channels: channels,
+    }
 }
 
 async fn next_event(handle: &mut ChannelHandle) -> ChannelEvent {
@@ -48,6 +64,20 @@ async fn events_until_disconnected(handle: &mut ChannelHandle) -> Vec<ChannelEve
     }
 }
 
+/// Hangs the channel up with `cause`; every event up to the disconnect, which must include
+/// the HANGUP with that cause.
+async fn hang_up(handle: &mut ChannelHandle, cause: &str) -> Vec<ChannelEvent> {
+    handle.control.hangup(cause).await.expect("hangup accepted");
+    let events = events_until_disconnected(handle).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ChannelEvent::Hangup { cause: c } if c == cause)),
+        "no HANGUP {cause}: {events:?}"
+    );
+    events
+}
+
 /// s4a: the socket connection of an `api originate ... &socket(...)` A-leg, then
 /// `sendmsg hangup NORMAL_CLEARING`.
 #[tokio::test]
@@ -57,13 +87,12 @@ async fn s4a_inbound_call_socket_from_the_real_capture() {
         custom_events: vec![],
         ..OutboundOptions::default()
     };
-    let (addr, mut rx, cancel) = acceptor(options).await;
-    let records = eslcap::load("s4a_outbound_socket.eslcap").unwrap().records;
-    let fake_fs = tokio::spawn(replay::replay_socket(addr, records));
-    let mut handle = tokio::time::timeout(DEADLINE, rx.recv())
-        .await
-        .expect("no channel handed over")
-        .expect("acceptor stopped");
+    let Replay {
+        mut handle,
+        fake_fs,
+        cancel,
+        _channels,
+    } = replay_capture(options, "s4a_outbound_socket.eslcap").await;
 
     let data = handle.data().clone();
     assert_eq!(handle.uuid(), "1a13634e-1058-4255-ae16-e57b103c8d35");
@@ -93,15 +122,7 @@ async fn s4a_inbound_call_socket_from_the_real_capture() {
     );
     assert!(handle.control.status().borrow().answered);
 
-    handle
-        .control
-        .hangup("NORMAL_CLEARING")
-        .await
-        .expect("hangup accepted");
-    let events = events_until_disconnected(&mut handle).await;
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChannelEvent::Hangup { cause } if cause == "NORMAL_CLEARING")));
+    let events = hang_up(&mut handle, "NORMAL_CLEARING").await;
     assert!(
         events
             .iter()
@@ -123,15 +144,16 @@ async fn s4a_inbound_call_socket_from_the_real_capture() {
 /// socket, a DTMF, hangup USER_BUSY with bare linger, and the sidecar's `exit`.
 #[tokio::test]
 async fn s2a_outbound_call_socket_from_the_real_capture() {
-    let (addr, mut rx, cancel) = acceptor(OutboundOptions::default()).await;
-    let records = eslcap::load("s2a_outbound_fork_dtmf_userbusy.eslcap")
-        .unwrap()
-        .records;
-    let fake_fs = tokio::spawn(replay::replay_socket(addr, records));
-    let mut handle = tokio::time::timeout(DEADLINE, rx.recv())
-        .await
-        .expect("no channel handed over")
-        .expect("acceptor stopped");
+    let Replay {
+        mut handle,
+        fake_fs,
+        cancel,
+        _channels,
+    } = replay_capture(
+        OutboundOptions::default(),
+        "s2a_outbound_fork_dtmf_userbusy.eslcap",
+    )
+    .await;
     let data = handle.data().clone();
     assert_eq!(data.destination_number(), Some("skype/echo123"));
     assert_eq!(data.variable("send_silence_when_idle"), Some("-1"));
@@ -170,15 +192,7 @@ async fn s2a_outbound_call_socket_from_the_real_capture() {
     }
     assert!(handle.control.status().borrow().answered);
 
-    handle
-        .control
-        .hangup("USER_BUSY")
-        .await
-        .expect("hangup accepted");
-    let events = events_until_disconnected(&mut handle).await;
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ChannelEvent::Hangup { cause } if cause == "USER_BUSY")));
+    hang_up(&mut handle, "USER_BUSY").await;
     assert_eq!(
         handle.control.hungup().await.cause.as_deref(),
         Some("USER_BUSY")

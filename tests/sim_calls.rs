@@ -93,10 +93,9 @@ async fn incoming_call_from_ctl_carries_the_remote_tone_and_dtmf() {
     let _client = SimClient::start(&x.display, "user1", &net, &[]);
     let mut api = ApiController::attach(&x.display).await;
     api.handshake("user1").await;
-    let call = net
-        .actl(&["call", "--from", "carol", "--to", "user1", "--tone", "523"])
+    let net_call = net
+        .remote_call(&["--from", "carol", "--to", "user1", "--tone", "523"])
         .await;
-    let net_call = call["call"].as_u64().unwrap().to_string();
     let id = api.ringing().await;
     api.send(&format!("GET CALL {id} PARTNER_DISPNAME")).await;
     api.send(&format!("GET CALL {id} PARTNER_HANDLE")).await;
@@ -137,8 +136,7 @@ async fn in_band_dtmf_from_the_remote_is_detectable() {
     let _client = SimClient::start(&x.display, "user3", &net, &[]);
     let mut api = ApiController::attach(&x.display).await;
     api.handshake("user3").await;
-    let r = net.actl(&["call", "--from", "dave", "--to", "user3"]).await;
-    let call = r["call"].as_u64().unwrap().to_string();
+    let call = net.remote_call(&["--from", "dave", "--to", "user3"]).await;
     let id = api.ringing().await;
     api.send(&format!("ALTER CALL {id} ANSWER")).await;
     api.expect(&format!("CALL {id} STATUS INPROGRESS")).await;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use support::fs_double::unicast::{silence_when_idle, Options, UnicastLeg, Voice};
 use support::fs_double::UnicastRequest;
+use support::stack::energy_share;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -23,24 +24,6 @@ fn read_l16(name: &str) -> Vec<i16> {
         .chunks_exact(2)
         .map(|p| i16::from_le_bytes([p[0], p[1]]))
         .collect()
-}
-
-/// Share of the signal's energy at `hz` (Goertzel), 0..1.
-fn energy_share(samples: &[i16], rate: u32, hz: f64) -> f64 {
-    let n = samples.len() as f64;
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
-    if total == 0.0 {
-        return 0.0;
-    }
-    2.0 * power / (n * total)
 }
 
 /// One letter per 20 ms frame: `T` audible, `.` silent (same threshold for fixture and double).

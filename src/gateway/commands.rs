@@ -12,6 +12,7 @@ use super::registry::IfaceState;
 use super::Gateway;
 use crate::config::Settings;
 use crate::skype::api::{Command, Notification, ProfileProperty};
+use crate::skype::session::SessionHandle;
 use crate::switch::inbound::next_event;
 use crate::switch::listener::{ApiFuture, ApiRequest, CommandTable, SessionContext};
 use freeswitch_esl_tokio::EslEvent;
@@ -123,14 +124,7 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
                 None => {
                     let _ = writeln!(out, "-ERR console interface {name} no longer exists");
                 }
-                Some(iface) => match iface.session.raw(args.trim()).await {
-                    Ok(reply) => {
-                        let _ = writeln!(out, "{reply}");
-                    }
-                    Err(e) => {
-                        let _ = writeln!(out, "-ERR {e}");
-                    }
-                },
+                Some(iface) => raw_reply(&mut out, &iface.session, args.trim()).await,
             },
         },
     }
@@ -153,7 +147,14 @@ pub async fn skypopen(gw: &Gateway, args: &str) -> String {
         "Using interface: globals.SKYPOPEN_INTERFACES[{}].name=|||{}|||\n",
         iface.cfg.id, iface.cfg.name
     );
-    match iface.session.raw(raw.trim()).await {
+    raw_reply(&mut out, &iface.session, raw.trim()).await;
+    out
+}
+
+/// Sends an operator's raw API text to the client; its reply, or `-ERR` with why not, goes
+/// on a line of `out`.
+async fn raw_reply(out: &mut String, session: &SessionHandle, text: &str) {
+    match session.raw(text).await {
         Ok(reply) => {
             let _ = writeln!(out, "{reply}");
         }
@@ -161,7 +162,6 @@ pub async fn skypopen(gw: &Gateway, args: &str) -> String {
             let _ = writeln!(out, "-ERR {e}");
         }
     }
-    out
 }
 
 /// `skypopen_chat <interface> <remote> <text>`.

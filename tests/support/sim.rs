@@ -113,15 +113,7 @@ impl SimNetwork {
             .args(args)
             .output()
             .expect("cannot run skype-sim ctl");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "ctl printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        ctl_reply(out)
     }
 
     /// Runs `skype-sim ctl <args>` and panics unless it succeeded.
@@ -146,15 +138,17 @@ impl SimNetwork {
             .output()
             .await
             .expect("cannot run skype-sim ctl");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        ctl_reply(out)
+    }
+
+    /// `ctl call <args>`: a remote party calls an account. The network's id of the call.
+    pub async fn remote_call(&self, args: &[&str]) -> String {
+        let call = [&["call"], args].concat();
+        let placed = self.actl(&call).await;
+        match placed["call"].as_u64() {
+            Some(id) => id.to_string(),
+            None => panic!("ctl {call:?} returned no call id: {placed}"),
         }
-        serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "ctl printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
     }
 
     /// Waits until `pred` holds for `ctl <args>` (e.g. a call shows up in `calls`).
@@ -187,6 +181,19 @@ impl SimNetwork {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What `skype-sim ctl` printed: its JSON, or its stderr when it failed.
+fn ctl_reply(out: std::process::Output) -> Result<serde_json::Value, String> {
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "ctl printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 impl Drop for SimNetwork {

@@ -383,6 +383,68 @@ impl Stack {
         }
     }
 
+    /// Waits until `ctl heard <party>` satisfies `done`; `what` words the failure.
+    pub async fn wait_heard(
+        &self,
+        party: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let heard = self.net.actl(&["heard", party]).await;
+            if done(&heard) {
+                return heard;
+            }
+            assert!(Instant::now() < deadline, "{party}: {what}: {heard}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `party` has heard a second of audio on its call; what it heard.
+    pub async fn heard_audio(&self, party: &str) -> serde_json::Value {
+        self.wait_heard(party, "heard nothing", |h| {
+            h["active_seconds"].as_f64().unwrap_or(0.0) >= 1.0
+        })
+        .await
+    }
+
+    /// Waits until `party` has received exactly `digits` as signalled DTMF.
+    pub async fn heard_signalled(&self, party: &str, digits: &str) -> serde_json::Value {
+        self.wait_heard(party, &format!("never got DTMF {digits}"), |h| {
+            h["dtmf_signalled"].as_str() == Some(digits)
+        })
+        .await
+    }
+
+    /// Digits of every `uuid_send_dtmf <uuid> ...` the double received so far.
+    pub fn sent_dtmf(&self, uuid: &str) -> String {
+        let prefix = format!("uuid_send_dtmf {uuid} ");
+        self.fs
+            .recorded()
+            .api
+            .iter()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .collect()
+    }
+
+    /// Waits until `uuid_send_dtmf` carried every digit of `digits` into `uuid`; every digit
+    /// sent to it that way.
+    pub async fn wait_sent_dtmf(&self, uuid: &str, digits: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let sent = self.sent_dtmf(uuid);
+            if digits.chars().all(|d| sent.contains(d)) {
+                return sent;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "uuid_send_dtmf for {digits} never came; sent {sent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A call from FreeSWITCH to `skype/<dest>` (the dialplan's `socket` route).
     /// A FreeSWITCH caller dials `skype/<dest>` through the dialplan variant of the stack's
     /// media mode: the audio fork one sets `send_silence_when_idle`, the unicast one must not
@@ -677,6 +739,23 @@ async fn listener_api(addr: SocketAddr, command: &str) -> std::io::Result<String
 pub fn measure(samples: &[i16]) -> (f64, f64) {
     let s = skypopen::media::dsp::summarize(samples);
     (s.frequency_hz.unwrap_or(0.0), s.rms_dbfs)
+}
+
+/// Share of the energy of `samples` (at `rate` Hz) in the `hz` bin (Goertzel), 0..1.
+pub fn energy_share(samples: &[i16], rate: u32, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    2.0 * power / (samples.len() as f64 * total)
 }
 
 /// Asserts a tone of `hz` (within 2 %) at the level of [`TONE_DBFS`] (within 3 dB).

@@ -43,6 +43,21 @@ impl FakeClient {
         assert_eq!(got, wanted);
     }
 
+    /// The session's first commands: its application name, then the protocol it offers.
+    async fn expect_hello(&mut self) {
+        self.expect("NAME skypopen").await;
+        self.expect("PROTOCOL 999").await;
+    }
+
+    /// What the session sends once it knows the user: the protocol it settled on and the
+    /// client settings it always makes.
+    async fn expect_setup(&mut self) {
+        self.expect("PROTOCOL 7").await;
+        self.expect("SET AUTOAWAY OFF").await;
+        self.expect("SET WINDOWSTATE HIDDEN").await;
+        self.expect("SET USERSTATUS ONLINE").await;
+    }
+
     /// The next command, which must be tagged: returns (tag, text).
     async fn next_tagged(&mut self) -> (String, String) {
         let got = self.next().await;
@@ -65,18 +80,14 @@ impl FakeClient {
     /// The client's side of a handshake with an already authorized client.
     async fn handshake(&mut self, events: &mut mpsc::Receiver<SessionEvent>, user: &str) {
         self.attach().await;
-        self.expect("NAME skypopen").await;
-        self.expect("PROTOCOL 999").await;
+        self.expect_hello().await;
         self.say("OK").await;
         self.say("PROTOCOL 7").await;
         self.expect("GET CURRENTUSERHANDLE").await;
         self.say("CONNSTATUS ONLINE").await;
         self.say(&format!("CURRENTUSERHANDLE {user}")).await;
         self.say("USERSTATUS ONLINE").await;
-        self.expect("PROTOCOL 7").await;
-        self.expect("SET AUTOAWAY OFF").await;
-        self.expect("SET WINDOWSTATE HIDDEN").await;
-        self.expect("SET USERSTATUS ONLINE").await;
+        self.expect_setup().await;
         let ready = next_matching(events, |e| matches!(e, SessionEvent::Ready { .. })).await;
         assert_eq!(
             ready,
@@ -101,6 +112,22 @@ fn start(config: SessionConfig) -> (Session, FakeClient, CancellationToken) {
         },
         cancel,
     )
+}
+
+/// A started session whose client has completed the handshake as `user1`.
+async fn ready() -> (Session, FakeClient, CancellationToken) {
+    let (mut session, mut client, cancel) = start(config());
+    client.handshake(&mut session.events, "user1").await;
+    (session, client, cancel)
+}
+
+/// Sends `command` through the session from a task of its own; the reply when it comes.
+fn request(
+    session: &Session,
+    command: Command,
+) -> tokio::task::JoinHandle<Result<Notification, SessionError>> {
+    let handle = session.handle.clone();
+    tokio::spawn(async move { handle.request(command).await })
 }
 
 /// Without keepalive, so that tests waiting on the paused clock see only what they script.
@@ -151,8 +178,7 @@ async fn plain_handshake() {
     let (mut session, mut client, _cancel) = start(config());
     assert_eq!(session.handle.state(), SessionState::Detached);
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("OK").await;
     client.say("PROTOCOL 7").await;
     client.expect("GET CURRENTUSERHANDLE").await;
@@ -201,23 +227,18 @@ async fn plain_handshake() {
 async fn authorization_pending_then_granted() {
     let (mut session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     for _ in 0..2 {
         client.say("ERROR 68").await;
         client.say("ERROR 68").await;
         wait_state(&session.handle, |s| *s == SessionState::Authorizing).await;
         // One retry per attempt, although both commands were refused.
-        client.expect("NAME skypopen").await;
-        client.expect("PROTOCOL 999").await;
+        client.expect_hello().await;
     }
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
     client.say("CURRENTUSERHANDLE user1").await;
-    client.expect("PROTOCOL 7").await;
-    client.expect("SET AUTOAWAY OFF").await;
-    client.expect("SET WINDOWSTATE HIDDEN").await;
-    client.expect("SET USERSTATUS ONLINE").await;
+    client.expect_setup().await;
     // Authorized: no further retries, however long we wait.
     tokio::time::sleep(Duration::from_secs(30)).await;
     client.expect_silence().await;
@@ -237,12 +258,10 @@ async fn authorization_pending_then_granted() {
 async fn a_protocol_reply_is_no_authorization() {
     let (session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("ERROR 68").await;
     client.say("PROTOCOL 7").await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     assert_eq!(session.handle.state(), SessionState::Authorizing);
 }
 
@@ -250,13 +269,11 @@ async fn a_protocol_reply_is_no_authorization() {
 async fn authorization_withdrawn_during_login_is_asked_again() {
     let (mut session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
     client.say("ERROR 68").await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     assert_eq!(session.handle.state(), SessionState::Authorizing);
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
@@ -275,8 +292,7 @@ async fn authorization_denied_gives_up_after_the_limit() {
     });
     client.attach().await;
     for _ in 0..3 {
-        client.expect("NAME skypopen").await;
-        client.expect("PROTOCOL 999").await;
+        client.expect_hello().await;
         client.say("ERROR 68").await;
         client.say("ERROR 68").await;
     }
@@ -294,8 +310,7 @@ async fn authorization_denied_gives_up_after_the_limit() {
 async fn user_mismatch_is_an_error_state() {
     let (mut session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
     client.say("CURRENTUSERHANDLE user2").await;
@@ -335,8 +350,7 @@ async fn user_mismatch_is_an_error_state() {
 async fn login_timeout_is_an_error_state() {
     let (mut session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
     let failed = next_matching(&mut session.events, |e| matches!(e, SessionEvent::Error(_))).await;
@@ -352,8 +366,7 @@ async fn login_timeout_is_an_error_state() {
 async fn silent_client_times_out() {
     let (mut session, mut client, _cancel) = start(config());
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     let failed = next_matching(&mut session.events, |e| matches!(e, SessionEvent::Error(_))).await;
     assert!(matches!(
         failed,
@@ -363,29 +376,24 @@ async fn silent_client_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn replies_are_matched_by_tag() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, mut client, _cancel) = ready().await;
 
-    let handle = session.handle.clone();
-    let partner = tokio::spawn(async move {
-        handle
-            .request(Command::GetCall {
-                id: CallId(5),
-                property: CallProperty::PartnerHandle,
-            })
-            .await
-    });
+    let partner = request(
+        &session,
+        Command::GetCall {
+            id: CallId(5),
+            property: CallProperty::PartnerHandle,
+        },
+    );
     let (tag_handle, text) = client.next_tagged().await;
     assert_eq!(text, "GET CALL 5 PARTNER_HANDLE");
-    let handle = session.handle.clone();
-    let name = tokio::spawn(async move {
-        handle
-            .request(Command::GetCall {
-                id: CallId(5),
-                property: CallProperty::PartnerDispname,
-            })
-            .await
-    });
+    let name = request(
+        &session,
+        Command::GetCall {
+            id: CallId(5),
+            property: CallProperty::PartnerDispname,
+        },
+    );
     let (tag_name, text) = client.next_tagged().await;
     assert_eq!(text, "GET CALL 5 PARTNER_DISPNAME");
     assert_ne!(tag_handle, tag_name);
@@ -435,10 +443,8 @@ async fn replies_are_matched_by_tag() {
 
 #[tokio::test(start_paused = true)]
 async fn state_bearing_replies_are_also_forwarded() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
-    let handle = session.handle.clone();
-    let call = tokio::spawn(async move { handle.request(Command::call("echo123")?).await });
+    let (mut session, mut client, _cancel) = ready().await;
+    let call = request(&session, Command::call("echo123").unwrap());
     let (tag, text) = client.next_tagged().await;
     assert_eq!(text, "CALL echo123");
     client.say(&format!("#{tag} CALL 12 STATUS UNPLACED")).await;
@@ -463,10 +469,8 @@ async fn state_bearing_replies_are_also_forwarded() {
 
 #[tokio::test(start_paused = true)]
 async fn tagged_errors_reject_the_request() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
-    let handle = session.handle.clone();
-    let call = tokio::spawn(async move { handle.request(Command::call("nobody")?).await });
+    let (session, mut client, _cancel) = ready().await;
+    let call = request(&session, Command::call("nobody").unwrap());
     let (tag, _) = client.next_tagged().await;
     client
         .say(&format!("#{tag} ERROR 92 CALL: Unrecognised identity"))
@@ -482,8 +486,7 @@ async fn tagged_errors_reject_the_request() {
 
 #[tokio::test(start_paused = true)]
 async fn requests_time_out_and_late_replies_do_no_harm() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, mut client, _cancel) = ready().await;
     let late = session.handle.request(Command::Ping);
     let (late, sent) = tokio::join!(late, client.next_tagged());
     assert_eq!(
@@ -496,8 +499,7 @@ async fn requests_time_out_and_late_replies_do_no_harm() {
     let (late_tag, _) = sent;
     client.say(&format!("#{late_tag} PONG")).await;
 
-    let handle = session.handle.clone();
-    let ping = tokio::spawn(async move { handle.request(Command::Ping).await });
+    let ping = request(&session, Command::Ping);
     let (tag, text) = client.next_tagged().await;
     assert_eq!(text, "PING");
     assert_ne!(tag, late_tag);
@@ -513,10 +515,8 @@ async fn requests_time_out_and_late_replies_do_no_harm() {
 
 #[tokio::test(start_paused = true)]
 async fn detach_fails_pending_requests_and_reattach_redoes_the_handshake() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
-    let handle = session.handle.clone();
-    let pending = tokio::spawn(async move { handle.request(Command::Ping).await });
+    let (mut session, mut client, _cancel) = ready().await;
+    let pending = request(&session, Command::Ping);
     client.next_tagged().await;
     client
         .event(LinkEvent::Detached {
@@ -551,8 +551,7 @@ async fn detach_fails_pending_requests_and_reattach_redoes_the_handshake() {
 
 #[tokio::test(start_paused = true)]
 async fn attach_without_detach_restarts_the_handshake() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, mut client, _cancel) = ready().await;
     client.attach().await;
     client.expect("NAME skypopen").await;
     assert!(matches!(
@@ -569,15 +568,11 @@ async fn silent_mode_is_kept_on() {
         ..config()
     });
     client.attach().await;
-    client.expect("NAME skypopen").await;
-    client.expect("PROTOCOL 999").await;
+    client.expect_hello().await;
     client.say("OK").await;
     client.expect("GET CURRENTUSERHANDLE").await;
     client.say("CURRENTUSERHANDLE user1").await;
-    client.expect("PROTOCOL 7").await;
-    client.expect("SET AUTOAWAY OFF").await;
-    client.expect("SET WINDOWSTATE HIDDEN").await;
-    client.expect("SET USERSTATUS ONLINE").await;
+    client.expect_setup().await;
     client.expect("SET SILENT_MODE ON").await;
     client.say("SILENT_MODE ON").await;
     client.expect_silence().await;
@@ -593,16 +588,14 @@ async fn silent_mode_is_kept_on() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_mode_off_is_left_alone_when_not_configured() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (_session, mut client, _cancel) = ready().await;
     client.say("SILENT_MODE OFF").await;
     client.expect_silence().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn garbage_is_reported_and_harmless() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, mut client, _cancel) = ready().await;
     let long = "X".repeat(100_000);
     let garbage = [
         "",
@@ -622,8 +615,7 @@ async fn garbage_is_reported_and_harmless() {
     for text in garbage.iter().filter(|text| !text.starts_with('#')) {
         assert_eq!(next_event(&mut session.events).await, notification(text));
     }
-    let handle = session.handle.clone();
-    let ping = tokio::spawn(async move { handle.request(Command::Ping).await });
+    let ping = request(&session, Command::Ping);
     let (tag, _) = client.next_tagged().await;
     client.say(&format!("#{tag} PONG")).await;
     assert_eq!(ping.await.expect("request task"), Ok(Notification::Pong));
@@ -631,8 +623,7 @@ async fn garbage_is_reported_and_harmless() {
 
 #[tokio::test(start_paused = true)]
 async fn raw_commands_return_the_reply_text() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (session, mut client, _cancel) = ready().await;
 
     let handle = session.handle.clone();
     let raw = tokio::spawn(async move { handle.raw("GET USER echo123 FULLNAME").await });
@@ -673,8 +664,7 @@ async fn raw_commands_return_the_reply_text() {
 
 #[tokio::test(start_paused = true)]
 async fn send_is_untagged() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (session, mut client, _cancel) = ready().await;
     session
         .handle
         .send(Command::SetMessageSeen(5))
@@ -709,8 +699,7 @@ async fn slow_consumer_loses_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn link_closing_stops_the_session() {
-    let (mut session, mut client, _cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, client, _cancel) = ready().await;
     drop(client);
     assert!(matches!(
         next_event(&mut session.events).await,
@@ -726,8 +715,7 @@ async fn link_closing_stops_the_session() {
 
 #[tokio::test(start_paused = true)]
 async fn cancellation_stops_the_session() {
-    let (mut session, mut client, cancel) = start(config());
-    client.handshake(&mut session.events, "user1").await;
+    let (mut session, _client, cancel) = ready().await;
     cancel.cancel();
     tokio::time::timeout(DEADLINE, &mut session.task)
         .await

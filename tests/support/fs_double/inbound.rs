@@ -107,20 +107,8 @@ fn inbound_command(
     }
     st.begin_command(sub);
     let reply = match word.as_str() {
-        "api" => {
-            st.recorded.api.push(command.rest().to_string());
-            let body = st.api(command.rest());
-            wire::api_response(&body)
-        }
-        "bgapi" => {
-            let job = command
-                .header("Job-UUID")
-                .map(str::to_string)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            st.recorded.api.push(command.rest().to_string());
-            run_bgapi(st, command.rest(), &job, None);
-            wire::command_reply_with(&format!("+OK Job-UUID: {job}"), &[("Job-UUID", &job)])
-        }
+        "api" => api_command(st, command),
+        "bgapi" => bgapi_command(st, command, None),
         "event" => event_command(st, sub, command),
         "filter" => filter_command(st, sub, command),
         "noevents" => {
@@ -174,6 +162,25 @@ fn close(st: &mut State, sub: u64, with_notice: bool) {
 
 /// Runs `bgapi <line>` and fires its BACKGROUND_JOB (after the reply, which the caller sends).
 /// An originate that runs `&socket(...)` reports only once the socket connected (Q12).
+/// `api <command>`, recorded, answered at once.
+pub fn api_command(st: &mut State, command: &Command) -> Vec<u8> {
+    st.recorded.api.push(command.rest().to_string());
+    let body = st.api(command.rest());
+    wire::api_response(&body)
+}
+
+/// `bgapi <command>`, recorded; the reply names the job whose BACKGROUND_JOB follows.
+/// `owner` is the channel of the `socket` connection that sent it, if any.
+pub fn bgapi_command(st: &mut State, command: &Command, owner: Option<&str>) -> Vec<u8> {
+    let job = command
+        .header("Job-UUID")
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    st.recorded.api.push(command.rest().to_string());
+    run_bgapi(st, command.rest(), &job, owner);
+    wire::command_reply_with(&format!("+OK Job-UUID: {job}"), &[("Job-UUID", &job)])
+}
+
 pub fn run_bgapi(st: &mut State, line: &str, job: &str, owner: Option<&str>) {
     let (cmd, args) = line.split_once(' ').unwrap_or((line, ""));
     let mut headers = st.standard("BACKGROUND_JOB", "mod_event_socket.c", "api_exec", 1572);

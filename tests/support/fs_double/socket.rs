@@ -140,20 +140,8 @@ fn socket_command(
             };
             sendmsg(st, &target, command)
         }
-        "api" => {
-            st.recorded.api.push(command.rest().to_string());
-            let body = st.api(command.rest());
-            wire::api_response(&body)
-        }
-        "bgapi" => {
-            let job = command
-                .header("Job-UUID")
-                .map(str::to_string)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            st.recorded.api.push(command.rest().to_string());
-            super::inbound::run_bgapi(st, command.rest(), &job, Some(uuid));
-            wire::command_reply_with(&format!("+OK Job-UUID: {job}"), &[("Job-UUID", &job)])
-        }
+        "api" => super::inbound::api_command(st, command),
+        "bgapi" => super::inbound::bgapi_command(st, command, Some(uuid)),
         "getvar" => {
             let value = st
                 .channels
