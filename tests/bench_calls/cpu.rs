@@ -80,3 +80,23 @@ pub fn snapshot(stat_path: &str, emulator: &[u32]) -> CpuSnapshot {
         at: Instant::now(),
     }
 }
+
+/// Resident memory of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`), 0 if it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `MemAvailable` of the machine in KiB.
+pub fn mem_available_kib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -21,6 +21,8 @@ pub struct Figures {
     pub emulator_cpu_pct: Option<f64>,
     /// Sidecar (or relay) + emulator + this process, % of a core.
     pub stack_cpu_pct: f64,
+    /// Resident memory at the end of the window (sidecar scenarios only).
+    pub memory: Option<Memory>,
     pub machine_busy_pct: f64,
     pub rtt_ms: Vec<f64>,
     pub chirps_sent: usize,
@@ -52,6 +54,14 @@ pub fn sort(v: &mut [f64]) {
 
 pub fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
+}
+
+/// Resident memory, MiB.
+pub struct Memory {
+    pub sidecar_mib: f64,
+    /// `skype-sim network`, every client and every Xvfb.
+    pub emulator_mib: f64,
+    pub machine_available_mib: f64,
 }
 
 /// One call of a scenario: its probe, when it was answered, and its client's trace.
@@ -168,6 +178,7 @@ pub fn analyse(
         cpu_pct_per_call: (measured_pct - idle_cpu_pct) / n as f64,
         emulator_cpu_pct,
         stack_cpu_pct: measured_pct + emulator_cpu_pct.unwrap_or(0.0) + harness_pct,
+        memory: None,
         machine_busy_pct,
         rtt_ms: Vec::new(),
         chirps_sent: 0,

@@ -106,6 +106,50 @@ pub fn git_commit() -> String {
 }
 
 /// The sidecar's figures against the original module's, for the largest call count measured.
+/// Whether the emulator (and the rest of the stack) left the sidecar room, at each
+/// transport's largest call count.
+fn stack_load(all: &[Figures], cores: f64) -> String {
+    let mut out = String::new();
+    for f in all.iter().filter(|f| f.path.starts_with("sidecar")) {
+        let most = all
+            .iter()
+            .filter(|g| g.path == f.path && g.transport == f.transport)
+            .map(|g| g.calls)
+            .max();
+        if most != Some(f.calls) {
+            continue;
+        }
+        let share = f.stack_cpu_pct / cores;
+        let _ = write!(
+            out,
+            "- {} × {}: the emulator took {:.0} % of a core, the whole stack (sidecar, \
+             emulator, probes and double) {:.0} % of a core, {:.0} % of the machine's {} cores \
+             ({}).",
+            f.transport.label(),
+            f.calls,
+            f.emulator_cpu_pct.unwrap_or(0.0),
+            f.stack_cpu_pct,
+            share,
+            cores,
+            if share > 80.0 {
+                "saturated: these figures are the machine's, not the sidecar's"
+            } else {
+                "not saturated by the emulator"
+            },
+        );
+        if let Some(m) = &f.memory {
+            let _ = write!(
+                out,
+                " Resident memory: sidecar {:.0} MiB, emulator (network, {} clients, {} Xvfb) \
+                 {:.0} MiB; the machine still had {:.0} MiB available.",
+                m.sidecar_mib, f.calls, f.calls, m.emulator_mib, m.machine_available_mib
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub fn standing(all: &[Figures]) -> String {
     let mut out = String::new();
     for transport in [
@@ -227,6 +271,8 @@ pub fn render(all: &[Figures]) -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
+    let _ = writeln!(out, "\n## Load of the stack itself\n");
+    out.push_str(&stack_load(all, cores));
     let scenario = |f: &Figures| format!("{} {} × {}", f.path, f.transport.label(), f.calls);
     let saturated: Vec<String> = all
         .iter()

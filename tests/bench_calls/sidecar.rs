@@ -1,7 +1,7 @@
 //! The real sidecar and emulator, one interface per call, each client tracing its audio.
 
-use crate::cpu::idle_cpu;
-use crate::figures::{analyse, run_window, wait_first_echoes, Figures, Measured};
+use crate::cpu::{idle_cpu, mem_available_kib, rss_kib};
+use crate::figures::{analyse, run_window, wait_first_echoes, Figures, Measured, Memory};
 use crate::hook::{HookRef, ProbeHook};
 use crate::support::fs_double::DialedCall;
 use crate::support::stack::{Stack, StackSpec, WAIT};
@@ -120,7 +120,7 @@ impl SidecarStack {
         wait_first_echoes(&name, &measured).await;
         let stat = format!("/proc/{}/stat", stack.sidecar_pid());
         let window = run_window(&stat, &self.emulator_pids()).await;
-        let figures = analyse(
+        let mut figures = analyse(
             "sidecar + skype-sim",
             transport,
             &measured,
@@ -128,6 +128,12 @@ impl SidecarStack {
             self.idle_cpu_pct,
             true,
         );
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        figures.memory = Some(Memory {
+            sidecar_mib: mib(rss_kib(stack.sidecar_pid())),
+            emulator_mib: mib(self.emulator_pids().into_iter().map(rss_kib).sum()),
+            machine_available_mib: mib(mem_available_kib()),
+        });
         for call in &dialed {
             stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
         }
