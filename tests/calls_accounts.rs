@@ -5,11 +5,20 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::stack::{assert_tone, Stack, StackSpec, WAIT};
+use support::stack::{assert_tone, Media, Stack, StackSpec, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_account_twice_transfer_when_busy_hold_and_originate_failure() {
-    let stack = Stack::start(StackSpec::users(&["user5", "user5", "user6"])).await;
+async fn same_account_twice_transfer_when_busy_hold_and_originate_failure_over_audio_fork() {
+    same_account_twice_transfer_when_busy_hold_and_originate_failure(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_account_twice_transfer_when_busy_hold_and_originate_failure_over_unicast() {
+    same_account_twice_transfer_when_busy_hold_and_originate_failure(Media::Unicast).await;
+}
+
+async fn same_account_twice_transfer_when_busy_hold_and_originate_failure(media: Media) {
+    let stack = Stack::start(StackSpec::users(&["user5", "user5", "user6"]).media(media)).await;
 
     // alice → user5 rings both user5 interfaces; exactly one FreeSWITCH call results.
     let first = stack
@@ -20,7 +29,7 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure() {
     let first_call = first["call"].as_u64().unwrap().to_string();
     let (uuid1, iface1) = stack.any_inbound_channel(&[]).await;
     assert!(iface1 == "interface1" || iface1 == "interface2", "{iface1}");
-    stack.fork_audio(&uuid1, 1.0).await;
+    stack.heard(&uuid1, 1.0).await;
     let rows = stack
         .wait_list("the sibling IDLE again", |rows| {
             rows.iter().filter(|r| r.state == "IDLE").count() == 2
@@ -42,10 +51,8 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure() {
             rows.iter().any(|r| r.callflow == "INPROGRS")
         })
         .await;
-    let before = stack.forks.received(&uuid1).unwrap_or_default().len();
-    let after = stack
-        .fork_audio(&uuid1, before as f64 / 16_000.0 + 1.5)
-        .await;
+    let before = stack.heard_so_far(&uuid1).len();
+    let after = stack.heard(&uuid1, before as f64 / 16_000.0 + 1.5).await;
     assert_tone("alice after resume", &after[after.len() - 16_000..], 1000.0);
     assert!(stack.fs.channel(&uuid1).unwrap().is_up());
 
@@ -80,8 +87,8 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure() {
         3,
         "three Skype calls, three originates"
     );
-    stack.fork_audio(&uuid2, 0.5).await;
-    stack.fork_audio(&uuid3, 0.5).await;
+    stack.heard(&uuid2, 0.5).await;
+    stack.heard(&uuid3, 0.5).await;
 
     for uuid in [&uuid1, &uuid2, &uuid3] {
         stack.fs.hangup(uuid, "NORMAL_CLEARING");

@@ -2,11 +2,20 @@
 //! Skype party → an interface's account → the configured FreeSWITCH destination.
 mod support;
 
-use support::stack::{assert_heard, assert_tone, Stack, StackSpec, WAIT};
+use support::stack::{assert_heard, assert_tone, Media, Stack, StackSpec, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways() {
-    let stack = Stack::start(StackSpec::users(&["user1"])).await;
+async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways_over_audio_fork() {
+    outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways_over_unicast() {
+    outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(Media::Unicast).await;
+}
+
+async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(media: Media) {
+    let stack = Stack::start(StackSpec::users(&["user1"]).media(media)).await;
 
     // FreeSWITCH caller → skype/echo123: echo123 hears the caller's 440 Hz and returns it.
     let call = stack.dial("echo123");
@@ -16,7 +25,7 @@ async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways() {
         .await;
     assert_eq!(rows[0].uuid, call.socket_leg);
     assert_eq!(stack.live_calls().await, 1);
-    let back = stack.fork_audio(&call.socket_leg, 3.0).await;
+    let back = stack.heard(&call.socket_leg, 3.0).await;
     // Leave out the first second: the echo starts after its delay.
     assert_tone("echo returned to the caller", &back[16_000..], 440.0);
     let heard = stack.net.actl(&["heard", "echo123"]).await;
@@ -48,7 +57,7 @@ async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways() {
     assert_eq!(channel.profile.destination, "5000");
     assert_eq!(channel.variable("skype_user"), Some("user1"));
     assert_eq!(channel.variable("skypopen_interface"), Some("interface1"));
-    let heard_by_fs = stack.fork_audio(&uuid, 2.0).await;
+    let heard_by_fs = stack.heard(&uuid, 2.0).await;
     assert_tone("alice's voice in FreeSWITCH", &heard_by_fs[8_000..], 1000.0);
     stack
         .wait_list("interface1 UP inbound", |rows| {

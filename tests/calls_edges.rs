@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::stack::{Stack, StackSpec, WAIT};
+use support::stack::{Media, Stack, StackSpec, WAIT};
 
 /// Waits until the emulated network has no call left.
 async fn wait_network_idle(stack: &Stack) {
@@ -157,10 +157,20 @@ async fn a_hostile_display_name_arrives_as_one_inert_variable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers() {
-    let stack = Stack::start(StackSpec::users(&["user1"])).await;
+async fn losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers_over_audio_fork() {
+    losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers_over_unicast() {
+    losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers(Media::Unicast).await;
+}
+
+async fn losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers(media: Media) {
+    let stack = Stack::start(StackSpec::users(&["user1"]).media(media)).await;
     let call = stack.dial("echo123");
     stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    stack.heard(&call.socket_leg, 0.5).await;
     stack
         .wait_list("interface1 UP", |rows| rows[0].state == "UP")
         .await;

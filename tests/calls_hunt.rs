@@ -2,11 +2,20 @@
 //! side can hang up at each stage, and a client killed mid-call ends only its own call.
 mod support;
 
-use support::stack::{Stack, StackSpec, WAIT};
+use support::stack::{Media, Stack, StackSpec, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rr_rotation_congestion_hangups_and_a_killed_client() {
-    let mut stack = Stack::start(StackSpec::users(&["user1", "user2", "user3"])).await;
+async fn rr_rotation_congestion_hangups_and_a_killed_client_over_audio_fork() {
+    rr_rotation_congestion_hangups_and_a_killed_client(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rr_rotation_congestion_hangups_and_a_killed_client_over_unicast() {
+    rr_rotation_congestion_hangups_and_a_killed_client(Media::Unicast).await;
+}
+
+async fn rr_rotation_congestion_hangups_and_a_killed_client(media: Media) {
+    let mut stack = Stack::start(StackSpec::users(&["user1", "user2", "user3"]).media(media)).await;
 
     // Nine sequential calls rotate over the three interfaces.
     let mut used = Vec::new();
@@ -71,6 +80,7 @@ async fn rr_rotation_congestion_hangups_and_a_killed_client() {
     // The Skype side hangs up a call in progress.
     let call = stack.dial("echo123");
     stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    stack.heard(&call.socket_leg, 0.5).await;
     let live = stack.net.actl(&["calls"]).await;
     let net_call = live["calls"][0]["call"].as_u64().expect("a live call");
     stack.net.actl(&["hangup", &net_call.to_string()]).await;
@@ -84,6 +94,7 @@ async fn rr_rotation_congestion_hangups_and_a_killed_client() {
     // interface is IDLE again once its client is back.
     let call = stack.dial("echo123");
     stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    stack.heard(&call.socket_leg, 0.5).await;
     let channel = stack.fs.channel(&call.socket_leg).unwrap();
     let iface = channel.variable("skypopen_interface").unwrap().to_string();
     let index = names.iter().position(|n| *n == iface).unwrap();

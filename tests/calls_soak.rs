@@ -4,7 +4,7 @@
 //! Takes about a minute: `cargo test --test calls_soak -- --ignored`.
 mod support;
 
-use support::stack::{Stack, StackSpec, WAIT};
+use support::stack::{Media, Stack, StackSpec, WAIT};
 
 fn count(dir: String) -> usize {
     std::fs::read_dir(&dir)
@@ -14,14 +14,24 @@ fn count(dir: String) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "about a minute; run on demand"]
-async fn hundred_sequential_calls_leave_no_fd_thread_or_call_behind() {
-    let stack = Stack::start(StackSpec::users(&["user1"])).await;
+async fn hundred_sequential_calls_leave_no_fd_thread_or_call_behind_over_audio_fork() {
+    hundred_sequential_calls_leave_no_fd_thread_or_call_behind(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about a minute; run on demand"]
+async fn hundred_sequential_calls_leave_no_fd_thread_or_call_behind_over_unicast() {
+    hundred_sequential_calls_leave_no_fd_thread_or_call_behind(Media::Unicast).await;
+}
+
+async fn hundred_sequential_calls_leave_no_fd_thread_or_call_behind(media: Media) {
+    let stack = Stack::start(StackSpec::users(&["user1"]).media(media)).await;
     let pid = stack.sidecar_pid();
     // One call first, so that lazily created things (pools, the media server's first
     // connection) exist before the baseline.
     let warm = stack.dial("echo123");
     stack.fs.wait_answered(&warm.socket_leg, WAIT).await;
-    stack.fork_audio(&warm.socket_leg, 0.2).await;
+    stack.heard(&warm.socket_leg, 0.2).await;
     stack.fs.hangup(&warm.caller_leg, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
     stack.wait_no_calls().await;
@@ -31,7 +41,7 @@ async fn hundred_sequential_calls_leave_no_fd_thread_or_call_behind() {
     for i in 0..100 {
         let call = stack.dial("echo123");
         stack.fs.wait_answered(&call.socket_leg, WAIT).await;
-        stack.fork_audio(&call.socket_leg, 0.1).await;
+        stack.heard(&call.socket_leg, 0.1).await;
         if i % 2 == 0 {
             stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
         } else {

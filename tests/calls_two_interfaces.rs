@@ -3,11 +3,20 @@
 //! FreeSWITCH; audio crosses both interfaces in both directions.
 mod support;
 
-use support::stack::{assert_tone, Stack, StackSpec, WAIT};
+use support::stack::{assert_tone, Media, Stack, StackSpec, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interface1_calls_interface2_through_freeswitch_and_back() {
-    let stack = Stack::start(StackSpec::users(&["user1", "user2"])).await;
+async fn interface1_calls_interface2_through_freeswitch_and_back_over_audio_fork() {
+    interface1_calls_interface2_through_freeswitch_and_back(Media::AudioFork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface1_calls_interface2_through_freeswitch_and_back_over_unicast() {
+    interface1_calls_interface2_through_freeswitch_and_back(Media::Unicast).await;
+}
+
+async fn interface1_calls_interface2_through_freeswitch_and_back(media: Media) {
+    let stack = Stack::start(StackSpec::users(&["user1", "user2"]).media(media)).await;
     stack.wait_all_idle().await;
 
     let call = stack.dial("user2");
@@ -29,13 +38,13 @@ async fn interface1_calls_interface2_through_freeswitch_and_back() {
     assert_eq!(stack.live_calls().await, 2);
 
     // Each FreeSWITCH side says 440 Hz; each hears the other's through both interfaces.
-    let at_interface2 = stack.fork_audio(&inbound, 2.0).await;
+    let at_interface2 = stack.heard(&inbound, 2.0).await;
     assert_tone(
         "caller's voice at interface2's leg",
         &at_interface2[8_000..],
         440.0,
     );
-    let at_caller = stack.fork_audio(&call.socket_leg, 2.0).await;
+    let at_caller = stack.heard(&call.socket_leg, 2.0).await;
     assert_tone(
         "interface2's leg heard by the caller",
         &at_caller[8_000..],

@@ -3,44 +3,16 @@
 
 mod listener_support;
 
-use listener_support::{Server, DEADLINE, PASSWORD};
-use std::path::Path;
-use std::process::Stdio;
+use listener_support::{run_client_script, runs, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greenswitch_logs_in_runs_api_and_gets_background_job() {
-    let importable = std::process::Command::new("python3")
-        .args(["-c", "import greenswitch"])
-        .status()
-        .map(|status| status.success())
-        .unwrap_or(false);
     assert!(
-        importable,
+        runs("python3", &["-c", "import greenswitch"]),
         "python3 with greenswitch is needed: scripts/test.sh installs it (scripts/lib/deps.sh)"
     );
     let server = Server::start(|_| {}).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/greenswitch_listener.py");
-    let child = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .arg(PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let output = tokio::time::timeout(DEADLINE * 2, child.wait_with_output())
-        .await
-        .expect("the greenswitch script finishes")
-        .expect("its output is readable");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "greenswitch script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    eprintln!("{stdout}");
+    let stdout = run_client_script(&server, "python3", "tests/py/greenswitch_listener.py").await;
     assert!(
         stdout.contains("greenswitch: all checks passed"),
         "{stdout}"

@@ -3,7 +3,7 @@
 mod support;
 
 use std::time::Duration;
-use support::sim::{skype_instance, ApiController, AudioPorts, SimClient, SimNetwork};
+use support::sim::{logged_in, skype_instance, ApiController, AudioPorts, SimClient, SimNetwork};
 use support::xvfb::Xvfb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,10 +82,7 @@ async fn error_68_pending_then_ok_and_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chats_both_ways_and_unseen_messages_survive_a_client_restart() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let client = SimClient::start(&x.display, "user3", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user3").await;
+    let (x, client, mut api) = logged_in(&net, "user3").await;
 
     // Outgoing, as the sidecar does it.
     api.send("CHAT CREATE bob").await;
@@ -151,10 +148,7 @@ async fn chats_both_ways_and_unseen_messages_survive_a_client_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_request_is_reported_and_authorized() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user2", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user2").await;
+    let (_x, _client, mut api) = logged_in(&net, "user2").await;
     net.actl(&[
         "auth-request",
         "--from",
@@ -252,10 +246,7 @@ async fn audio_connect_faults_delay_and_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_loss_reports_offline_and_error_36_then_recovers() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user6", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user6").await;
+    let (_x, _client, mut api) = logged_in(&net, "user6").await;
     let id = api.dial("echo123").await;
     api.expect(&format!("CALL {id} STATUS INPROGRESS")).await;
     net.actl(&["fault", "user6", "offline", "1000"]).await;

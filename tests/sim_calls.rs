@@ -2,7 +2,7 @@
 mod support;
 
 use skypopen::media::dsp;
-use support::sim::{ApiController, AudioPorts, SimClient, SimNetwork};
+use support::sim::{logged_in, ApiController, AudioPorts, SimClient, SimNetwork};
 use support::xvfb::Xvfb;
 
 fn frequency(samples: &[i16]) -> f64 {
@@ -12,10 +12,7 @@ fn frequency(samples: &[i16]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo123_returns_the_tone_through_the_audio_ports() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user1", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user1").await;
+    let (_x, _client, mut api) = logged_in(&net, "user1").await;
     let id = api.dial("echo123").await;
     api.expect(&format!("CALL {id} STATUS ROUTING")).await;
     api.expect(&format!("CALL {id} STATUS RINGING")).await;
@@ -42,10 +39,7 @@ async fn echo123_returns_the_tone_through_the_audio_ports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_outcomes_busy_refused_missed_unknown_and_no_credit() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user8", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user8").await;
+    let (_x, _client, mut api) = logged_in(&net, "user8").await;
     for (target, status) in [
         ("busybot", "BUSY"),
         ("refusebot", "REFUSED"),
@@ -69,10 +63,7 @@ async fn call_outcomes_busy_refused_missed_unknown_and_no_credit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skypeout_call_has_early_media_then_answers() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user2", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user2").await;
+    let (_x, _client, mut api) = logged_in(&net, "user2").await;
     let id = api.dial("+390612345678").await;
     api.expect(&format!("CALL {id} STATUS ROUTING")).await;
     api.expect(&format!("CALL {id} STATUS EARLYMEDIA")).await;
@@ -89,10 +80,7 @@ async fn skypeout_call_has_early_media_then_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_call_from_ctl_carries_the_remote_tone_and_dtmf() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user1", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user1").await;
+    let (_x, _client, mut api) = logged_in(&net, "user1").await;
     let net_call = net
         .remote_call(&["--from", "carol", "--to", "user1", "--tone", "523"])
         .await;
@@ -132,10 +120,7 @@ async fn incoming_call_from_ctl_carries_the_remote_tone_and_dtmf() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_band_dtmf_from_the_remote_is_detectable() {
     let net = SimNetwork::start();
-    let x = Xvfb::start();
-    let _client = SimClient::start(&x.display, "user3", &net, &[]);
-    let mut api = ApiController::attach(&x.display).await;
-    api.handshake("user3").await;
+    let (_x, _client, mut api) = logged_in(&net, "user3").await;
     let call = net.remote_call(&["--from", "dave", "--to", "user3"]).await;
     let id = api.ringing().await;
     api.send(&format!("ALTER CALL {id} ANSWER")).await;

@@ -9,7 +9,7 @@
 
 use super::causes::{HangupCause, SkypeOutcome, FAILURE_MISC};
 use super::dialstring::{self, Pick};
-use super::interface::{CallDone, InterfaceRequest};
+use super::interface::{CallDone, InterfaceHandle, InterfaceRequest};
 use super::media_path::{self, MediaEvent, MediaPath};
 use super::originate::InboundOriginate;
 use super::registry::{CallFlow, ClaimError, Direction, IfaceState, Reservation};
@@ -93,52 +93,12 @@ pub(crate) async fn place_outbound(gw: Gateway, channel: ChannelHandle) {
     let uuid = channel.uuid().to_string();
     let span = tracing::info_span!("call", call = %uuid);
     async move {
-        let number = channel.data().destination_number().unwrap_or("").to_string();
-        let target = match dialstring::parse(&number) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "refusing call");
-                let _ = channel
-                    .control
-                    .hangup(SkypeOutcome::InvalidDestination.cause().as_str())
-                    .await;
-                return;
-            }
-        };
-        let destination = match api::validate_destination(&target.destination) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(destination = %target.destination, error = %e, "refusing call: invalid Skype destination");
-                let _ = channel
-                    .control
-                    .hangup(SkypeOutcome::InvalidDestination.cause().as_str())
-                    .await;
-                return;
-            }
-        };
-        let reservation = match &target.pick {
-            Pick::Hunt => gw.registry.hunt(None),
-            Pick::Named(name) => gw.registry.claim(name),
-        };
-        let reservation = match reservation {
-            Ok(r) => r,
-            Err(e) => {
-                let cause = match e {
-                    ClaimError::NotFound(_) => HangupCause::ChanNotImplemented,
-                    _ => SkypeOutcome::NoIdleInterface.cause(),
-                };
-                warn!(%destination, error = %e, cause = cause.as_str(), "refusing call: no interface");
+        let (iface, destination, reservation) = match route_outbound(&gw, &channel) {
+            Ok(routed) => routed,
+            Err(cause) => {
                 let _ = channel.control.hangup(cause.as_str()).await;
                 return;
             }
-        };
-        let Some(iface) = gw.interfaces.get(&reservation.id()).map(|i| i.value().clone()) else {
-            warn!("interface vanished while placing a call");
-            let _ = channel
-                .control
-                .hangup(SkypeOutcome::NoIdleInterface.cause().as_str())
-                .await;
-            return;
         };
         info!(interface = %iface.cfg.name, %destination, "outbound call");
         if iface
@@ -156,6 +116,44 @@ pub(crate) async fn place_outbound(gw: Gateway, channel: ChannelHandle) {
     }
     .instrument(span)
     .await
+}
+
+/// The interface and Skype destination for a new outbound channel, or the cause to refuse
+/// it with.
+fn route_outbound(
+    gw: &Gateway,
+    channel: &ChannelHandle,
+) -> Result<(InterfaceHandle, Handle, Reservation), HangupCause> {
+    let number = channel.data().destination_number().unwrap_or("");
+    let target = dialstring::parse(number).map_err(|e| {
+        warn!(error = %e, "refusing call");
+        SkypeOutcome::InvalidDestination.cause()
+    })?;
+    let destination = api::validate_destination(&target.destination).map_err(|e| {
+        warn!(destination = %target.destination, error = %e, "refusing call: invalid Skype destination");
+        SkypeOutcome::InvalidDestination.cause()
+    })?;
+    let reservation = match &target.pick {
+        Pick::Hunt => gw.registry.hunt(None),
+        Pick::Named(name) => gw.registry.claim(name),
+    };
+    let reservation = reservation.map_err(|e| {
+        let cause = match e {
+            ClaimError::NotFound(_) => HangupCause::ChanNotImplemented,
+            _ => SkypeOutcome::NoIdleInterface.cause(),
+        };
+        warn!(%destination, error = %e, cause = cause.as_str(), "refusing call: no interface");
+        cause
+    })?;
+    let Some(iface) = gw
+        .interfaces
+        .get(&reservation.id())
+        .map(|i| i.value().clone())
+    else {
+        warn!("interface vanished while placing a call");
+        return Err(SkypeOutcome::NoIdleInterface.cause());
+    };
+    Ok((iface, destination, reservation))
 }
 
 /// Everything a running call holds, and the teardown that every path ends with.
@@ -327,6 +325,16 @@ impl Call {
             .and_then(|c| c.data().variable(name))
             .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
             .unwrap_or(default)
+    }
+
+    /// What Skype reports mid-call besides statuses: a remote key press, or the reason a
+    /// failure will carry.
+    fn take_detail(&mut self, progress: Progress) {
+        match progress {
+            Progress::Dtmf(d) => self.signalled_dtmf_to_switch(&d),
+            Progress::FailureReason(n) => self.failure_reason = Some(n),
+            Progress::Status(_) | Progress::Other => {}
+        }
     }
 
     /// Signalled DTMF from Skype. While the channel is bridged the digit is assumed to travel
@@ -598,9 +606,7 @@ async fn outbound_flow(
                                 };
                             }
                         }
-                        Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
-                        Progress::FailureReason(n) => call.failure_reason = Some(n),
-                        Progress::Other => {}
+                        detail => call.take_detail(detail),
                     },
                 }
             }
@@ -1006,9 +1012,7 @@ async fn inbound_flow(
                             other => debug!(status = %other, "status"),
                         }
                     }
-                    Progress::Dtmf(d) => call.signalled_dtmf_to_switch(&d),
-                    Progress::FailureReason(n) => call.failure_reason = Some(n),
-                    Progress::Other => {}
+                    detail => call.take_detail(detail),
                 },
             },
             event = next_channel_event(&mut call.channel_events) => {

@@ -8,6 +8,7 @@
 
 use super::chat::fs_link::EventLink;
 use super::chat::send_chat;
+use super::interface::InterfaceHandle;
 use super::registry::IfaceState;
 use super::Gateway;
 use crate::config::Settings;
@@ -140,15 +141,27 @@ pub async fn skypopen(gw: &Gateway, args: &str) -> String {
     else {
         return format!("ERROR, usage: {SKYPOPEN_SYNTAX}");
     };
-    let Some(iface) = gw.interface_by_name(name) else {
-        return format!("ERROR: A Skypopen interface with name='{name}' was not found\n");
+    let (iface, mut out) = match using_interface(gw, name) {
+        Ok(found) => found,
+        Err(error) => return error,
     };
-    let mut out = format!(
+    raw_reply(&mut out, &iface.session, raw.trim()).await;
+    out
+}
+
+/// The named interface and the `Using interface:` line the original printed before its
+/// answer, or the original's error when there is no such interface.
+fn using_interface(gw: &Gateway, name: &str) -> Result<(InterfaceHandle, String), String> {
+    let Some(iface) = gw.interface_by_name(name) else {
+        return Err(format!(
+            "ERROR: A Skypopen interface with name='{name}' was not found\n"
+        ));
+    };
+    let using = format!(
         "Using interface: globals.SKYPOPEN_INTERFACES[{}].name=|||{}|||\n",
         iface.cfg.id, iface.cfg.name
     );
-    raw_reply(&mut out, &iface.session, raw.trim()).await;
-    out
+    Ok((iface, using))
 }
 
 /// Sends an operator's raw API text to the client; its reply, or `-ERR` with why not, goes
@@ -170,13 +183,10 @@ pub async fn skypopen_chat(gw: &Gateway, args: &str) -> String {
     let (Some(name), Some(remote), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
         return format!("ERROR, usage: {SKYPOPEN_CHAT_SYNTAX}");
     };
-    let Some(iface) = gw.interface_by_name(name) else {
-        return format!("ERROR: A Skypopen interface with name='{name}' was not found\n");
+    let (_, mut out) = match using_interface(gw, name) {
+        Ok(found) => found,
+        Err(error) => return error,
     };
-    let mut out = format!(
-        "Using interface: globals.SKYPOPEN_INTERFACES[{}].name=|||{}|||\n",
-        iface.cfg.id, iface.cfg.name
-    );
     if let Err(e) = send_chat(gw, Some(name), None, remote, text).await {
         let _ = writeln!(out, "-ERR {e}");
     }

@@ -189,3 +189,46 @@ pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The crate's root, where the interoperability scripts and their installed libraries are.
+fn crate_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether `program args` succeeds from the crate's root (e.g. a client library is installed).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(crate_root())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false)
+}
+
+/// Runs a foreign ESL client's check script, `program <script> <ip> <port> <password>`, from
+/// the crate's root against `server`; panics unless it exits successfully. Its stdout.
+pub async fn run_client_script(server: &Server, program: &str, script: &str) -> String {
+    let child = tokio::process::Command::new(program)
+        .arg(crate_root().join(script))
+        .arg(server.addr.ip().to_string())
+        .arg(server.addr.port().to_string())
+        .arg(PASSWORD)
+        .current_dir(crate_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
+    let output = tokio::time::timeout(DEADLINE * 2, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} does not finish"))
+        .expect("its output is readable");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    stdout
+}

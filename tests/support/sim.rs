@@ -8,6 +8,7 @@
 //! let call = net.ctl(&["call", "--from", "alice", "--to", "user1", "--tone", "440"]);
 //! ```
 
+use super::xvfb::Xvfb;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -200,6 +201,16 @@ impl Drop for SimNetwork {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A fresh X server with a client logged in to `net` as `user`, and a controller that has
+/// done the handshake. Bind them in this order so the controller goes first and the X server last.
+pub async fn logged_in(net: &SimNetwork, user: &str) -> (Xvfb, SimClient, ApiController) {
+    let x = Xvfb::start();
+    let client = SimClient::start(&x.display, user, net, &[]);
+    let mut api = ApiController::attach(&x.display).await;
+    api.handshake(user).await;
+    (x, client, api)
 }
 
 /// A running `skype-sim client`, killed when dropped.

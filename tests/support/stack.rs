@@ -64,6 +64,14 @@ pub struct StackSpec {
     pub extra: String,
     /// `skype-sim network` flags instead of the test timings, when not empty.
     pub network_args: Vec<String>,
+    pub media: Media,
+}
+
+/// How call audio travels between the double's channels and the sidecar (`[switch] media`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    AudioFork,
+    Unicast,
 }
 
 impl StackSpec {
@@ -79,7 +87,16 @@ impl StackSpec {
             switch: String::new(),
             extra: String::new(),
             network_args: Vec::new(),
+            media: Media::AudioFork,
         }
+    }
+
+    pub fn media(mut self, media: Media) -> StackSpec {
+        if media == Media::Unicast {
+            self.switch.push_str("media = \"unicast\"\n");
+        }
+        self.media = media;
+        self
     }
 }
 
@@ -429,9 +446,24 @@ impl Stack {
     }
 
     /// A call from FreeSWITCH to `skype/<dest>` (the dialplan's `socket` route).
+    /// A FreeSWITCH caller dials `skype/<dest>` through the dialplan variant of the stack's
+    /// media mode: the audio fork one sets `send_silence_when_idle`, the unicast one must not
+    /// (and runs the leg at 16 kHz).
     pub fn dial(&self, dest: &str) -> super::fs_double::DialedCall {
-        self.fs
-            .dial_skype(self.outbound, dest, "1000", Some("FreeSWITCH Caller"))
+        match self.spec.media {
+            Media::AudioFork => {
+                self.fs
+                    .dial_skype(self.outbound, dest, "1000", Some("FreeSWITCH Caller"))
+            }
+            Media::Unicast => self.fs.dial_route(
+                self.outbound,
+                dest,
+                "1000",
+                Some("FreeSWITCH Caller"),
+                &[("read_rate".to_string(), "16000".to_string())],
+                true,
+            ),
+        }
     }
 
     /// Waits for what the fork client of `uuid` received to reach `seconds` of audio.
@@ -447,6 +479,49 @@ impl Stack {
                 panic!(
                     "fork of {uuid} received {} samples, wanted {want}",
                     got.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the double's channel `uuid` heard from the sidecar so far, over either transport,
+    /// at 16 kHz (a unicast leg at the channel's 8 kHz codec rate is converted with the
+    /// sidecar's own resampler, which its unit tests hold to its figures).
+    pub fn heard_so_far(&self, uuid: &str) -> Vec<i16> {
+        match self.spec.media {
+            Media::AudioFork => self.forks.received(uuid).unwrap_or_default(),
+            Media::Unicast => match self.unicasts.leg(uuid) {
+                Some(leg) if leg.samples_per_frame == 320 => leg.heard(),
+                Some(leg) => {
+                    let rate = leg.samples_per_frame as u32 * 50;
+                    let mut up = skypopen::media::resample::Resampler::new(rate, 16_000)
+                        .expect("a unicast leg has a rate");
+                    let mut out = Vec::new();
+                    up.process(&leg.heard(), &mut out);
+                    out
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// Waits for the channel `uuid` to have heard `seconds` of audio from the sidecar, over
+    /// whichever transport the stack runs.
+    pub async fn heard(&self, uuid: &str, seconds: f64) -> Vec<i16> {
+        let want = (seconds * 16_000.0) as usize;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.heard_so_far(uuid);
+            if got.len() >= want {
+                return got;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "channel {uuid} heard {} samples over {:?}, wanted {want} ({:?})",
+                    got.len(),
+                    self.spec.media,
+                    self.unicasts.errors()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

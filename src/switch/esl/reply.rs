@@ -47,34 +47,27 @@ pub fn command_reply_with(text: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 /// `api/response`; an empty result is sent as [`NO_REPLY`], as FreeSWITCH does.
 pub fn api_response(body: &str) -> Vec<u8> {
     let body = if body.is_empty() { NO_REPLY } else { body };
-    let mut out = format!(
-        "Content-Type: api/response\nContent-Length: {}\n\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
+    with_body("api/response", body)
 }
 
 /// `text/disconnect-notice` with a body (use [`GOODBYE`] for a normal end).
 pub fn disconnect_notice(body: &str) -> Vec<u8> {
-    let mut out = format!(
-        "Content-Type: text/disconnect-notice\nContent-Length: {}\n\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
+    with_body("text/disconnect-notice", body)
 }
 
 /// `text/rude-rejection` for a client that is not allowed in.
 pub fn rude_rejection() -> Vec<u8> {
+    with_body("text/rude-rejection", ACCESS_DENIED)
+}
+
+/// A message of only `Content-Type` and `Content-Length` headers, then `body`.
+fn with_body(content_type: &str, body: &str) -> Vec<u8> {
     let mut out = format!(
-        "Content-Type: text/rude-rejection\nContent-Length: {}\n\n",
-        ACCESS_DENIED.len()
+        "Content-Type: {content_type}\nContent-Length: {}\n\n",
+        body.len()
     )
     .into_bytes();
-    out.extend_from_slice(ACCESS_DENIED.as_bytes());
+    out.extend_from_slice(body.as_bytes());
     out
 }
 
