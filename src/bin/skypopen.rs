@@ -95,7 +95,15 @@ fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
 
 fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One worker unless TOKIO_WORKER_THREADS says otherwise: a call's frames hop between a
+    // few tasks, and with a worker per core each hop may wake another thread. One worker cut
+    // the sidecar's CPU per call by about a quarter at 30 calls (tests/reports/bench-calls.md),
+    // and 30 calls use well under a core. Blocking work runs on its own threads, never here.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
