@@ -4,8 +4,7 @@
 //! the Skype call up.
 mod support;
 
-use std::time::{Duration, Instant};
-use support::stack::{assert_tone, Media, Stack, StackSpec, WAIT};
+use support::stack::{assert_tone, Media, Stack, StackSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_account_twice_transfer_when_busy_hold_and_originate_failure_over_audio_fork() {
@@ -95,15 +94,7 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure(media:
     }
     stack.wait_all_idle().await;
     stack.wait_no_calls().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let live = stack.net.actl(&["calls"]).await;
-        if live["calls"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Skype calls left: {live}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_network_idle().await;
     let _ = second;
 
     // The dialplan cannot take the call: the Skype caller is hung up, the failure counted.
@@ -118,14 +109,6 @@ async fn same_account_twice_transfer_when_busy_hold_and_originate_failure(media:
         })
         .await;
     assert_eq!(row[2].ib_total, 2, "{row:?}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let live = stack.net.actl(&["calls"]).await;
-        if live["calls"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "dave's call still up: {live}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_network_idle().await;
     stack.wait_no_calls().await;
 }

@@ -35,8 +35,7 @@ async fn outbound_to_echo123_and_inbound_from_alice_carry_audio_both_ways(media:
     stack.fs.hangup(&call.caller_leg, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
     stack.wait_no_calls().await;
-    let calls = stack.net.actl(&["calls"]).await;
-    assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
+    stack.wait_network_idle().await;
 
     // alice → user1 with a 1000 Hz voice: lands on 5000 with alice's caller id; FreeSWITCH
     // hears 1000 Hz and alice hears the destination's 440 Hz.

@@ -44,8 +44,7 @@ async fn each_skype_outcome_has_its_cause() {
     // Refused destinations never reach an interface; the rest count as failed outbound calls.
     assert_eq!(rows[0].ob_failed, rows[0].ob_total, "{rows:?}");
     assert!(rows[0].ob_total >= (failures - 2) as u32, "{rows:?}");
-    let calls = stack.net.actl(&["calls"]).await;
-    assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
+    stack.wait_network_idle().await;
     stack.wait_no_calls().await;
 
     // No idle interface: the only one is ringing silentbot.
@@ -59,7 +58,6 @@ async fn each_skype_outcome_has_its_cause() {
     // The caller gives up while it rings: Skype's call ends too.
     stack.fs.hangup(&ringing.caller_leg, "ORIGINATOR_CANCEL");
     stack.wait_idle("interface1").await;
-    let calls = stack.net.actl(&["calls"]).await;
-    assert_eq!(calls["calls"].as_array().unwrap().len(), 0, "{calls}");
+    stack.wait_network_idle().await;
     stack.wait_no_calls().await;
 }

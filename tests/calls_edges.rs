@@ -3,24 +3,7 @@
 //! Skype rang. Each test checks what both ends saw and that the interface recovers.
 mod support;
 
-use std::time::{Duration, Instant};
 use support::stack::{Media, Stack, StackSpec, WAIT};
-
-/// Waits until the emulated network has no call left.
-async fn wait_network_idle(stack: &Stack) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let calls = stack.net.actl(&["calls"]).await;
-        if calls["calls"].as_array().is_some_and(|c| c.is_empty()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the network still has calls: {calls}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The A-leg the sidecar originated for an incoming Skype call (exists while it rings).
 async fn originated_leg(stack: &Stack) -> String {
@@ -98,7 +81,7 @@ async fn skype_caller_hanging_up_while_freeswitch_rings_cancels_the_originate() 
     let row = stack.wait_idle("interface1").await;
     assert_eq!((row.ib_failed, row.ib_total), (1, 1));
     stack.wait_no_calls().await;
-    wait_network_idle(&stack).await;
+    stack.wait_network_idle().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +173,7 @@ async fn losing_the_skype_network_mid_call_ends_it_and_the_interface_recovers(me
 
     stack.wait_idle("interface1").await;
     stack.wait_no_calls().await;
-    wait_network_idle(&stack).await;
+    stack.wait_network_idle().await;
     let again = stack.dial("echo123");
     stack.fs.wait_answered(&again.socket_leg, WAIT).await;
     stack.fs.hangup(&again.caller_leg, "NORMAL_CLEARING");
@@ -221,7 +204,7 @@ async fn freeswitch_hanging_up_before_skype_rang_leaves_nothing_behind() {
     // echo123 answers whatever reaches it: a Skype call left behind would stay up.
     stack.wait_idle("interface1").await;
     stack.wait_no_calls().await;
-    wait_network_idle(&stack).await;
+    stack.wait_network_idle().await;
 
     let again = stack.dial("echo123");
     stack.fs.wait_answered(&again.socket_leg, WAIT).await;
@@ -231,5 +214,5 @@ async fn freeswitch_hanging_up_before_skype_rang_leaves_nothing_behind() {
     stack.fs.hangup(&again.caller_leg, "NORMAL_CLEARING");
     stack.wait_idle("interface1").await;
     stack.wait_no_calls().await;
-    wait_network_idle(&stack).await;
+    stack.wait_network_idle().await;
 }

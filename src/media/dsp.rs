@@ -239,12 +239,15 @@ pub fn dominant_frequency(samples: &[i16]) -> Option<f64> {
 
 /// Streaming DTMF detector for 16 kHz audio: 20 ms Goertzel blocks on the eight keypad
 /// frequencies, a twist check, and a digit reported once when it has been present for two
-/// consecutive blocks (40 ms) after at least one block without it.
+/// consecutive blocks (40 ms). The same digit is reported again only after two blocks (40 ms,
+/// the shortest inter-digit pause) without it: a single lost or late frame in the middle of a
+/// tone is a dropout, not a second key press.
 #[derive(Debug, Clone)]
 pub struct DtmfDetector {
     block: Vec<i16>,
     last_block_digit: Option<char>,
     reported: Option<char>,
+    blocks_without_digit: u32,
     digits: String,
 }
 
@@ -260,6 +263,7 @@ impl DtmfDetector {
             block: Vec::with_capacity(SAMPLES_PER_FRAME),
             last_block_digit: None,
             reported: None,
+            blocks_without_digit: 0,
             digits: String::new(),
         }
     }
@@ -278,12 +282,19 @@ impl DtmfDetector {
 
     fn on_block(&mut self, digit: Option<char>) {
         match digit {
-            Some(d) if self.last_block_digit == Some(d) && self.reported != Some(d) => {
-                self.digits.push(d);
-                self.reported = Some(d);
+            Some(d) => {
+                self.blocks_without_digit = 0;
+                if self.last_block_digit == Some(d) && self.reported != Some(d) {
+                    self.digits.push(d);
+                    self.reported = Some(d);
+                }
             }
-            None => self.reported = None,
-            _ => {}
+            None => {
+                self.blocks_without_digit += 1;
+                if self.blocks_without_digit >= 2 {
+                    self.reported = None;
+                }
+            }
         }
         self.last_block_digit = digit;
     }
@@ -436,6 +447,21 @@ mod tests {
         let mut buf = vec![0i16; 16 * 300];
         seq.fill(&mut buf);
         assert_eq!(detect_dtmf(&buf), "55");
+    }
+
+    #[test]
+    fn a_frame_lost_inside_a_tone_is_not_a_second_press() {
+        let mut seq = DtmfSequence::new("1", 160, 100);
+        let mut buf = vec![0i16; 16 * 300];
+        seq.fill(&mut buf);
+        // One 20 ms frame of the tone written as silence, as a late frame is played out.
+        buf[16 * 60..16 * 80].fill(0);
+        assert_eq!(detect_dtmf(&buf), "1");
+        // Not block-aligned either.
+        let mut seq = DtmfSequence::new("1", 160, 100);
+        seq.fill(&mut buf);
+        buf[16 * 70..16 * 90].fill(0);
+        assert_eq!(detect_dtmf(&buf), "1");
     }
 
     #[test]

@@ -485,6 +485,23 @@ impl Stack {
         }
     }
 
+    /// Waits until the emulated Skype network has no call left (it ends its side of a call
+    /// a moment after the sidecar is idle again).
+    pub async fn wait_network_idle(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let calls = self.net.actl(&["calls"]).await;
+            if calls["calls"].as_array().is_some_and(|c| c.is_empty()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the network still has calls: {calls}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// What the double's channel `uuid` heard from the sidecar so far, over either transport,
     /// at 16 kHz (a unicast leg at the channel's 8 kHz codec rate is converted with the
     /// sidecar's own resampler, which its unit tests hold to its figures).
