@@ -233,7 +233,10 @@ async fn run_output(
     let _ = events.send(AudioEvent::Connected { call, direction }).await;
     let silence = [0u8; BYTES_PER_FRAME];
     let mut clock = tokio::time::interval(Duration::from_millis(20));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A sound device's clock does not slow down when the process is late: catch up with
+    // back-to-back frames, or the client would write fewer than 50 a second under load and
+    // its queue would grow.
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut backlogged_ticks = 0u32;
     loop {
         clock.tick().await;
