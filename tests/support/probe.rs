@@ -8,14 +8,13 @@
 //! chirp in a stream is the time its frame was sent/read/written/received plus its offset in
 //! that frame at the stream's rate: the audio time of its first sample.
 
-use super::fs_double::fork_client::upgrade;
+use super::fs_double::fork_client::{hang_up, upgrade};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -231,13 +230,7 @@ pub async fn run_fork_probe(
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
-                let _ = ws
-                    .close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while ws.next().await.is_some() {}
-                })
-                .await;
+                hang_up(&mut ws).await;
                 return;
             }
             _ = clock.tick() => {

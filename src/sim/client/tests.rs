@@ -7,7 +7,7 @@ use crate::sim::network::{self, NetworkConfig};
 use crate::sim::proto::{AudioSource, CtlCommand};
 use crate::skype::link::LINK_QUEUE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -201,8 +201,9 @@ async fn authorization_modes() {
     pending.expect("CURRENTUSERHANDLE user3").await;
 }
 
-/// Plays a tone into the client's input port and reads its output port, like a controller.
-async fn echo_round_trip(c: &mut Controller, id: u64, hz: f64) -> f64 {
+/// Points the call's audio at two fresh ports, as the sidecar does, and takes the client's
+/// connections: (what goes to the client, what comes from it).
+async fn audio_ports(c: &mut Controller, id: u64) -> (TcpStream, TcpStream) {
     let input = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let output = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (pin, pout) = (
@@ -221,8 +222,14 @@ async fn echo_round_trip(c: &mut Controller, id: u64, hz: f64) -> f64 {
         "#output ALTER CALL {id} SET_OUTPUT PORT=\"{pout}\""
     ))
     .await;
-    let (mut to_client, _) = input.accept().await.unwrap();
-    let (mut from_client, _) = output.accept().await.unwrap();
+    let (to_client, _) = input.accept().await.unwrap();
+    let (from_client, _) = output.accept().await.unwrap();
+    (to_client, from_client)
+}
+
+/// Plays a tone into the client's input port and reads its output port, like a controller.
+async fn echo_round_trip(c: &mut Controller, id: u64, hz: f64) -> f64 {
+    let (mut to_client, mut from_client) = audio_ports(c, id).await;
     c.expect_seen(&format!("CALL {id} VAA_INPUT_STATUS TRUE"))
         .await;
     let writer = tokio::spawn(async move {
@@ -588,18 +595,7 @@ async fn audio_trace_records_every_frame_read_and_written() {
     c.attach("user1").await;
     let id = c.dial("instantecho").await;
     c.expect(&format!("CALL {id} STATUS INPROGRESS")).await;
-    let input = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let output = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (pin, pout) = (
-        input.local_addr().unwrap().port(),
-        output.local_addr().unwrap().port(),
-    );
-    c.send(&format!("ALTER CALL {id} SET_INPUT PORT=\"{pin}\""))
-        .await;
-    c.send(&format!("ALTER CALL {id} SET_OUTPUT PORT=\"{pout}\""))
-        .await;
-    let (mut to_client, _) = input.accept().await.unwrap();
-    let (mut from_client, _) = output.accept().await.unwrap();
+    let (mut to_client, mut from_client) = audio_ports(&mut c, id).await;
     // Distinct frames, written in odd-sized pieces: the trace holds whole frames only.
     let sent: Vec<u8> = (0..20u8)
         .flat_map(|k| [k + 1; dsp::BYTES_PER_FRAME])

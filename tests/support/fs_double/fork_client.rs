@@ -243,6 +243,21 @@ impl ForkClient {
     }
 }
 
+/// What mod_audio_fork does when its channel hangs up: a normal close, then it reads until
+/// the server's close arrives (or two seconds pass).
+pub async fn hang_up(ws: &mut WebSocketStream<TcpStream>) {
+    let _ = ws
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while ws.next().await.is_some() {}
+    })
+    .await;
+}
+
 fn frame_of(source: &Source, index: usize) -> Option<[i16; SAMPLES_PER_FRAME]> {
     let mut frame = [0i16; SAMPLES_PER_FRAME];
     match source {
@@ -283,13 +298,7 @@ async fn run(
     loop {
         tokio::select! {
             _ = hangup.cancelled() => {
-                let _ = ws
-                    .close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while ws.next().await.is_some() {}
-                })
-                .await;
+                hang_up(&mut ws).await;
                 break;
             }
             _ = clock.tick() => {
