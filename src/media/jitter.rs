@@ -3,17 +3,16 @@
 //! The call's 20 ms clock cuts time into slots, and at most one frame leaves per slot. A frame
 //! that finds its slot free leaves the moment it arrives: both sources (FreeSWITCH and the Skype
 //! client) already send one frame per 20 ms on clocks of their own, so holding frames back to
-//! re-time them on ours would only add up to a frame of delay per direction (the original
-//! module's re-timing is most of its 35 ms round trip). Frames that come in a burst (TCP
-//! coalescing, a scheduler hiccup) queue and leave one per slot, so the far side never sees
-//! more than one frame per slot.
+//! re-time them on ours would only add up to a frame of delay per direction. Frames that come
+//! in a burst (TCP coalescing, a scheduler hiccup) queue and leave one per slot, so the far
+//! side never sees more than one frame per slot.
 //!
 //! A burst leaves a standing queue behind it: every later frame waits as long as the burst
 //! was late. When the frame at the head has waited more than half a slot at the start of
 //! [`JitterConfig::trim_after_slots`] slots in a row, it is dropped to win that delay back
-//! (waits shorter than that are a source whose phase sits next to our clock's, not a backlog). A quiet source is only reported idle after
-//! [`JitterConfig::grace_slots`] empty slots, so a frame that is merely late is never replaced
-//! by silence.
+//! (shorter waits come from a source whose phase sits next to our clock's, not a backlog).
+//! A quiet source is only reported idle after [`JitterConfig::grace_slots`] empty slots, so a
+//! frame that is merely late is never replaced by silence.
 
 use super::frame::{Frame, FRAME_DURATION};
 use std::collections::VecDeque;
