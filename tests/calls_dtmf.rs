@@ -18,7 +18,7 @@ async fn dtmf_signalled_both_ways_and_in_band_from_skype() {
         .remote_call(&["--from", "alice", "--to", "user1", "--tone", "1000"])
         .await;
     let uuid = stack.inbound_channel("interface1", &[]).await;
-    stack.fork_audio(&uuid, 0.5).await;
+    stack.heard(&uuid, 0.5).await;
     // FreeSWITCH → Skype: DTMF events on the controlled channel.
     stack.fs.recv_dtmf(&uuid, "12#");
     stack.heard_signalled("alice", "12#").await;
@@ -43,7 +43,7 @@ async fn dtmf_signalled_both_ways_and_in_band_from_skype() {
         .remote_call(&["--from", "bob", "--to", "user2"])
         .await;
     let uuid = stack.inbound_channel("interface2", &[]).await;
-    stack.fork_audio(&uuid, 0.5).await;
+    stack.heard(&uuid, 0.5).await;
     stack
         .net
         .actl(&["dtmf", &net_call, "39*", "--inband"])

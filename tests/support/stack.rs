@@ -445,7 +445,6 @@ impl Stack {
         }
     }
 
-    /// A call from FreeSWITCH to `skype/<dest>` (the dialplan's `socket` route).
     /// A FreeSWITCH caller dials `skype/<dest>` through the dialplan variant of the stack's
     /// media mode: the audio fork one sets `send_silence_when_idle`, the unicast one must not
     /// (and runs the leg at 16 kHz).
@@ -466,23 +465,12 @@ impl Stack {
         }
     }
 
-    /// Waits for what the fork client of `uuid` received to reach `seconds` of audio.
+    /// Waits for what the fork client of `uuid` received to reach `seconds` of audio, whatever
+    /// the stack's media mode (a unicast stack falls back to the fork on some channels).
     pub async fn fork_audio(&self, uuid: &str, seconds: f64) -> Vec<i16> {
-        let want = (seconds * 16_000.0) as usize;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let got = self.forks.received(uuid).unwrap_or_default();
-            if got.len() >= want {
-                return got;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "fork of {uuid} received {} samples, wanted {want}",
-                    got.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let fork = || (self.forks.received(uuid).unwrap_or_default(), 16_000);
+        let (samples, _) = wait_samples(seconds, fork, || format!("fork of {uuid}")).await;
+        samples
     }
 
     /// Waits until the emulated Skype network has no call left (it ends its side of a call
@@ -502,47 +490,39 @@ impl Stack {
         }
     }
 
-    /// What the double's channel `uuid` heard from the sidecar so far, over either transport,
-    /// at 16 kHz (a unicast leg at the channel's 8 kHz codec rate is converted with the
-    /// sidecar's own resampler, which its unit tests hold to its figures).
-    pub fn heard_so_far(&self, uuid: &str) -> Vec<i16> {
-        match self.spec.media {
-            Media::AudioFork => self.forks.received(uuid).unwrap_or_default(),
-            Media::Unicast => match self.unicasts.leg(uuid) {
-                Some(leg) if leg.samples_per_frame == 320 => leg.heard(),
-                Some(leg) => {
-                    let rate = leg.samples_per_frame as u32 * 50;
-                    let mut up = skypopen::media::resample::Resampler::new(rate, 16_000)
-                        .expect("a unicast leg has a rate");
-                    let mut out = Vec::new();
-                    up.process(&leg.heard(), &mut out);
-                    out
-                }
-                None => Vec::new(),
-            },
+    /// What the double's channel `uuid` heard from the sidecar so far over the stack's
+    /// transport, at the rate it travelled: the fork's 16 kHz or the unicast leg's codec rate.
+    fn heard_at_channel_rate(&self, uuid: &str) -> (Vec<i16>, u32) {
+        match (self.spec.media, self.unicasts.leg(uuid)) {
+            (Media::AudioFork, _) => (self.forks.received(uuid).unwrap_or_default(), 16_000),
+            (Media::Unicast, Some(leg)) => (leg.heard(), leg.samples_per_frame as u32 * 50),
+            (Media::Unicast, None) => (Vec::new(), 16_000),
         }
     }
 
+    /// What the double's channel `uuid` heard from the sidecar so far, over either transport,
+    /// at 16 kHz.
+    pub fn heard_so_far(&self, uuid: &str) -> Vec<i16> {
+        let (samples, rate) = self.heard_at_channel_rate(uuid);
+        at_16k(samples, rate)
+    }
+
     /// Waits for the channel `uuid` to have heard `seconds` of audio from the sidecar, over
-    /// whichever transport the stack runs.
+    /// whichever transport the stack runs; what it heard, at 16 kHz.
     pub async fn heard(&self, uuid: &str, seconds: f64) -> Vec<i16> {
-        let want = (seconds * 16_000.0) as usize;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let got = self.heard_so_far(uuid);
-            if got.len() >= want {
-                return got;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "channel {uuid} heard {} samples over {:?}, wanted {want} ({:?})",
-                    got.len(),
+        let (samples, rate) = wait_samples(
+            seconds,
+            || self.heard_at_channel_rate(uuid),
+            || {
+                format!(
+                    "channel {uuid} over {:?} ({:?})",
                     self.spec.media,
                     self.unicasts.errors()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                )
+            },
+        )
+        .await;
+        at_16k(samples, rate)
     }
 
     /// The channel the sidecar originated for an inbound Skype call on `interface` whose
@@ -660,6 +640,40 @@ pub struct Row {
     pub state: String,
     pub callflow: String,
     pub uuid: String,
+}
+
+/// Polls `read` (samples and their rate) until it holds `seconds` of audio; panics naming
+/// `what` after [`WAIT`].
+async fn wait_samples(
+    seconds: f64,
+    read: impl Fn() -> (Vec<i16>, u32),
+    what: impl Fn() -> String,
+) -> (Vec<i16>, u32) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (samples, rate) = read();
+        let want = (seconds * rate as f64) as usize;
+        if samples.len() >= want {
+            return (samples, rate);
+        }
+        if Instant::now() > deadline {
+            panic!("{} heard {} samples, wanted {want}", what(), samples.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `samples` at `rate` as 16 kHz, converted (for an 8 kHz unicast leg) with the sidecar's own
+/// resampler, which its unit tests hold to its figures.
+fn at_16k(samples: Vec<i16>, rate: u32) -> Vec<i16> {
+    if rate == 16_000 {
+        return samples;
+    }
+    let mut up =
+        skypopen::media::resample::Resampler::new(rate, 16_000).expect("a unicast leg has a rate");
+    let mut out = Vec::with_capacity(samples.len() * 16_000 / rate as usize);
+    up.process(&samples, &mut out);
+    out
 }
 
 pub fn parse_list(text: &str) -> Vec<Row> {
