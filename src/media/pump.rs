@@ -131,7 +131,23 @@ struct Direction<'a> {
 /// Why a direction stopped: its destination is gone.
 struct Closed;
 
-impl Direction<'_> {
+impl<'a> Direction<'a> {
+    fn new(
+        jitter: JitterConfig,
+        fill_silence: bool,
+        counters: &'a DirectionCounters,
+        tapping: bool,
+    ) -> Direction<'a> {
+        Direction {
+            jitter: JitterBuffer::new(jitter),
+            fill_silence,
+            counters,
+            tapped: tapping.then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
+            // Nothing heard yet.
+            idle: true,
+        }
+    }
+
     /// A frame from the source: sent on at once if this slot is still free.
     fn arrive(
         &mut self,
@@ -207,13 +223,12 @@ fn feed_tap(tap: &mut WavTap, said: &mut Direction<'_>, heard: &mut Direction<'_
             return;
         }
         let (s, h) = (said_q.pop_front(), heard_q.pop_front());
-        let both_empty = s.is_none() && h.is_none();
         tap.record(
             s.as_ref().unwrap_or(&Frame::SILENCE),
             h.as_ref().unwrap_or(&Frame::SILENCE),
         );
-        // Two idle sources: one pair of silence per slot.
-        if both_empty || (said_q.is_empty() && heard_q.is_empty()) {
+        // Caught up (with two idle sources: one pair of silence per slot).
+        if said_q.is_empty() && heard_q.is_empty() {
             return;
         }
     }
@@ -243,24 +258,19 @@ pub async fn run<K: MediaSide, W: MediaSide>(
     mut tap: Option<WavTap>,
     cancel: CancellationToken,
 ) -> PumpReport {
-    let mut to_skype = Direction {
-        jitter: JitterBuffer::new(config.jitter),
-        fill_silence: config.silence_to_skype,
-        counters: &counters.to_skype,
-        tapped: tap
-            .is_some()
-            .then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
-        idle: true,
-    };
-    let mut to_switch = Direction {
-        jitter: JitterBuffer::new(config.jitter),
-        fill_silence: config.silence_to_switch,
-        counters: &counters.to_switch,
-        tapped: tap
-            .is_some()
-            .then(|| VecDeque::with_capacity(TAP_LAG_FRAMES)),
-        idle: true,
-    };
+    let tapping = tap.is_some();
+    let mut to_skype = Direction::new(
+        config.jitter,
+        config.silence_to_skype,
+        &counters.to_skype,
+        tapping,
+    );
+    let mut to_switch = Direction::new(
+        config.jitter,
+        config.silence_to_switch,
+        &counters.to_switch,
+        tapping,
+    );
     let mut clock = tokio::time::interval_at(next_slot_edge(Instant::now()), FRAME_DURATION);
     // After a stall, catch up with back-to-back ticks: both peers keep their own playout
     // buffers, and falling behind real time for good would only grow the jitter buffers.
