@@ -4,7 +4,10 @@
 pub mod eslcap;
 pub mod fs_double;
 pub mod probe;
+pub mod real_fs;
+pub mod real_stack;
 pub mod sidecar;
 pub mod sim;
+pub mod skype_side;
 pub mod stack;
 pub mod xvfb;
