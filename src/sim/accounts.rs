@@ -25,6 +25,9 @@ pub enum Bot {
     Refuse,
     /// Rings until MISSED.
     Silent,
+    /// Rings, then fails with FAILUREREASON 6 (no common codec): a failure the gateway has no
+    /// closer cause for than NORMAL_TEMPORARY_FAILURE.
+    Fail,
 }
 
 /// A built-in account with its SkypeOut credit.
@@ -97,12 +100,13 @@ const REMOTES: [(&str, &str); 5] = [
     ("mallory", "x',api_on_answer=system touch /tmp/p,y='"),
 ];
 
-const BOTS: [(&str, &str, Bot); 5] = [
+const BOTS: [(&str, &str, Bot); 6] = [
     ("echo123", "Echo / Sound Test Service", Bot::Echo),
     ("instantecho", "Instant Echo", Bot::InstantEcho),
     ("busybot", "Busy Bot", Bot::Busy),
     ("refusebot", "Refuse Bot", Bot::Refuse),
     ("silentbot", "Silent Bot", Bot::Silent),
+    ("failbot", "Fail Bot", Bot::Fail),
 ];
 
 pub fn account(handle: &str) -> Option<&'static Account> {

@@ -55,12 +55,15 @@ pub fn locate() -> Result<PathBuf, String> {
     Ok(prefix)
 }
 
-/// The prefix, or `None` after saying in one line why `test` does not run.
+/// The prefix, or `None` after saying in one line why `test` does not run. The line goes
+/// straight to the standard error stream, past the test harness's capture, so a skipped
+/// test is seen in every run, not only in failing ones.
 pub fn available(test: &str) -> Option<PathBuf> {
     match locate() {
         Ok(prefix) => Some(prefix),
         Err(why) => {
-            println!("real FreeSWITCH suite: {test} not run ({why})");
+            let line = format!("real FreeSWITCH suite: {test} not run ({why})\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             None
         }
     }
@@ -80,7 +83,8 @@ pub struct SwitchSpec {
     pub variant: Variant,
     /// Load mod_sofia (two profiles on free loopback ports); off, start-up is faster.
     pub sofia: bool,
-    /// Extra files: (path under the configuration folder, contents).
+    /// Extra files: (path under the configuration folder, contents); `@INTERNAL_SIP_PORT@`
+    /// in them becomes the internal profile's port, chosen at start.
     pub files: Vec<(String, String)>,
     /// `<X-PRE-PROCESS cmd="set">` lines added to vars.xml.
     pub vars: Vec<(String, String)>,
@@ -115,7 +119,12 @@ const PASSWORD: &str = "ClueCon";
 
 impl RealSwitch {
     pub async fn start(prefix: &Path, spec: SwitchSpec) -> RealSwitch {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // SKYPOPEN_KEEP_SWITCH=1 keeps the instance's folder (configuration, log) to look at.
+        let dir = tempfile::Builder::new()
+            .prefix("real-fs-")
+            .disable_cleanup(std::env::var_os("SKYPOPEN_KEEP_SWITCH").is_some())
+            .tempdir()
+            .expect("temp dir");
         let conf = dir.path().join("conf");
         copy_tree(&prefix.join("etc/freeswitch"), &conf).expect("copy the configuration");
         for sub in ["log", "db", "run", "temp", "recordings", "storage", "cache"] {
@@ -190,6 +199,7 @@ impl RealSwitch {
             let path = conf.join(path);
             std::fs::create_dir_all(path.parent().expect("a file has a folder"))
                 .expect("config folder");
+            let text = text.replace("@INTERNAL_SIP_PORT@", &internal_sip.to_string());
             std::fs::write(path, text).expect("config file");
         }
         let recordings = dir.path().join("recordings");

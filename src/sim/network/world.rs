@@ -9,7 +9,7 @@
 //! `CALL <id> FAILUREREASON <n>` codes used (the Skype API's table):
 //! 1 miscellaneous error — also used for a SkypeOut call without credit (the public table has
 //! no dedicated code for it); 2 user or phone number does not exist; 3 user is offline
-//! (an account with no client logged in).
+//! (an account with no client logged in); 6 no common codec (`failbot`, after ringing).
 
 use super::chats::Chats;
 use super::media::{self, Behaviour, CallMedia, Generator, MediaSide, Recording};
@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 
 pub const FAILURE_MISC: u32 = 1;
 pub const FAILURE_USER_OFFLINE: u32 = 3;
+pub const FAILURE_NO_COMMON_CODEC: u32 = 6;
 
 const ERROR_UNKNOWN_IDENTITY: &str = "ERROR 92 CALL: Unrecognised identity";
 const ERROR_ACTION_FAILED: &str = "ERROR 559 CALL: Action failed";
@@ -77,6 +78,7 @@ enum Step {
     Answer,
     Busy,
     Refuse,
+    Fail,
     RingTimeout,
     HangupAfter,
 }
@@ -341,6 +343,7 @@ impl Network {
                     Identity::Bot(Bot::Refuse) => {
                         Some((self.config.bot_answer_delay, Step::Refuse))
                     }
+                    Identity::Bot(Bot::Fail) => Some((self.config.bot_answer_delay, Step::Fail)),
                     _ => None,
                 };
                 if let Some((after, step)) = next {
@@ -379,6 +382,7 @@ impl Network {
                 w.status(&caller, "REFUSED");
                 self.end(&mut w, call_id);
             }
+            Step::Fail => self.fail(&mut w, call_id, FAILURE_NO_COMMON_CODEC),
             Step::RingTimeout => {
                 if !matches!(call.state, CallState::Ringing | CallState::Routing) {
                     return;
