@@ -57,18 +57,10 @@ impl Capture {
     }
 }
 
-const FIXTURES: &str = "shared/fixtures/freeswitch-1.10.12";
-
-/// `$CARGO_MANIFEST_DIR/../shared/fixtures/freeswitch-1.10.12`, where CI keeps the captures;
-/// a checkout nested deeper finds the nearest `shared/` among its ancestors.
+/// The captures the tests replay, kept in the repository so that a clone alone passes its
+/// tests (`tests/fixtures/freeswitch-1.10.12/README.md` says what each shows).
 pub fn fixtures_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .skip(1)
-        .map(|dir| dir.join(FIXTURES))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| manifest.join("..").join(FIXTURES))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/freeswitch-1.10.12")
 }
 
 /// Reads a capture by file name from [`fixtures_dir`].

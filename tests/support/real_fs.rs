@@ -267,6 +267,10 @@ impl RealSwitch {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `api <command>` on the switch's Event Socket; the reply body.
     pub async fn api(&self, command: &str) -> String {
         tokio::time::timeout(Duration::from_secs(30), esl_api(self.esl, command))
@@ -309,6 +313,17 @@ impl RealSwitch {
         header(&headers, "Reply-Text")
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// `sendmsg <uuid>` with `headers` (e.g. `call-command: unicast`); the reply text.
+    pub async fn sendmsg(&self, uuid: &str, headers: &[(&str, &str)]) -> String {
+        let mut conn = EslClient::login(self.esl).await.expect("ESL login");
+        let mut text = format!("sendmsg {uuid}");
+        for (k, v) in headers {
+            text.push_str(&format!("\n{k}: {v}"));
+        }
+        let (headers, _) = conn.command(&text).await.expect("sendmsg reply");
+        header(&headers, "Reply-Text").unwrap_or_default().to_string()
     }
 
     pub fn log(&self) -> String {
