@@ -58,9 +58,13 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     }
     assert_eq!(got, voice);
 
-    // Sidecar -> FreeSWITCH: 640-byte binary frames, every one, in order.
+    // Sidecar -> FreeSWITCH: 640-byte binary frames, every one, in order, when they come at
+    // the rate the module plays them (as the pump sends them).
     let back = numbered_samples(40);
+    let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for chunk in back.chunks(320) {
+        clock.tick().await;
         let frame = Frame::from_samples(chunk).unwrap();
         session
             .frames
@@ -72,6 +76,28 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     let heard = client.wait_samples(back.len(), DEADLINE).await;
     assert_eq!(heard, back);
     assert!(client.binary_sizes().iter().all(|&n| n == 640));
+
+    // A burst far ahead of the module's playout is cut short instead of becoming delay: of
+    // 40 frames at once only the few the modelled queue has room for go, in order.
+    let burst = numbered_samples(80)[40 * 320..].to_vec();
+    for chunk in burst.chunks(320) {
+        let frame = Frame::from_samples(chunk).unwrap();
+        session
+            .frames
+            .tx
+            .send(frame)
+            .await
+            .expect("fork accepts frames");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let heard = client.wait_samples(back.len(), DEADLINE).await;
+    let extra = &heard[back.len()..];
+    assert!(
+        !extra.is_empty() && extra.len() <= 5 * 320,
+        "{} samples of the burst went",
+        extra.len()
+    );
+    assert_eq!(extra, &burst[..extra.len()], "the burst's head, in order");
 
     // Hangup: Close 1000 from FreeSWITCH ends the session's frame stream.
     client.close().await;

@@ -6,6 +6,7 @@
 //! binary 640-byte frames, paced by the call's media pump.
 
 mod command;
+mod playout;
 mod server;
 mod session;
 

@@ -1,14 +1,16 @@
 //! One audio fork connection after routing: binary frames from FreeSWITCH are re-cut into
 //! 640-byte frames for the pump; frames from the pump go out as one binary message each, as
-//! soon as the pump hands them over (the pump's clock is the pacing).
+//! soon as the pump hands them over (the pump's clock is the pacing), unless the module's
+//! playout queue is already as deep as we let it get ([`PlayoutBudget`]).
 
+use super::playout::PlayoutBudget;
 use super::server::ForkError;
 use crate::media::side::FrameDuplex;
 use crate::media::{Frame, FrameAssembler, FRAME_BYTES};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -145,6 +147,7 @@ pub(super) async fn serve(
     let mut out = BytesMut::with_capacity(FRAME_BYTES * 4);
     let mut our_close: Option<CloseCode> = None;
     let mut control_open = true;
+    let mut budget = PlayoutBudget::new();
     if let Some(bytes) = first_audio {
         if let Delivery::ConsumerGone =
             deliver(&mut assembler, &bytes, &channels.from_switch, &mut counters).await
@@ -186,6 +189,7 @@ pub(super) async fn serve(
                 None => break "connection lost",
             },
             frame = channels.to_switch.recv() => match frame {
+                Some(frame) if !budget.admit(Instant::now(), frame.is_silent()) => {}
                 Some(frame) => {
                     out.reserve(FRAME_BYTES);
                     out.extend_from_slice(frame.as_bytes());
@@ -224,6 +228,7 @@ pub(super) async fn serve(
         reason,
         frames_in = counters.frames_in,
         frames_out = counters.frames_out,
+        held_back = budget.dropped(),
         "audio fork closed"
     );
 }
