@@ -170,7 +170,10 @@ async fn start_calls(
                 ],
             )
             .await;
-        assert!(reply.starts_with("+OK"), "unicast on the probe leg: {reply}");
+        assert!(
+            reply.starts_with("+OK"),
+            "unicast on the probe leg: {reply}"
+        );
         let remote = format!("127.0.0.1:{fs_port}").parse().expect("address");
         tokio::spawn(run_udp_probe(
             socket,

@@ -323,7 +323,9 @@ impl RealSwitch {
             text.push_str(&format!("\n{k}: {v}"));
         }
         let (headers, _) = conn.command(&text).await.expect("sendmsg reply");
-        header(&headers, "Reply-Text").unwrap_or_default().to_string()
+        header(&headers, "Reply-Text")
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn log(&self) -> String {

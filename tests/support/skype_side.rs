@@ -80,7 +80,8 @@ impl StackSpec {
                 .map(|(i, u)| IfaceSpec::new(&format!("interface{}", i + 1), u))
                 .collect(),
             defaults: String::new(),
-            switch: String::new(),
+            // Named, not left to the default: the tests choose their transport.
+            switch: "media = \"audio_fork\"\n".into(),
             extra: String::new(),
             network_args: Vec::new(),
             media: Media::AudioFork,
@@ -90,7 +91,9 @@ impl StackSpec {
 
     pub fn media(mut self, media: Media) -> StackSpec {
         if media == Media::Unicast {
-            self.switch.push_str("media = \"unicast\"\n");
+            self.switch = self
+                .switch
+                .replace("media = \"audio_fork\"", "media = \"unicast\"");
         }
         self.media = media;
         self
