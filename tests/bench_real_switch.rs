@@ -96,6 +96,7 @@ struct Row {
     sent: usize,
     fs_cpu_per_call: f64,
     sidecar_cpu_per_call: Option<f64>,
+    answer_to_audio_ms: Vec<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -116,6 +117,8 @@ fn env_list<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> 
 
 struct Call {
     probe: ProbeRef,
+    /// The leg the dialplan hands on (to the sidecar, or to the floor's echo).
+    leg: String,
 }
 
 /// Starts `calls` probe calls whose other half goes to `dest(i)`; waits until every probe
@@ -182,7 +185,7 @@ async fn start_calls(
             Arc::clone(&probe),
             stop.clone(),
         ));
-        out.push(Call { probe });
+        out.push(Call { probe, leg });
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while out
@@ -217,6 +220,31 @@ fn round_trips(calls: &[Call], rate: u32, from: u64, to: u64) -> (Vec<f64>, usiz
     (trips, lost, sent)
 }
 
+/// From the `answer` executed on each call's handed-on leg (by the sidecar when Skype
+/// answered; by the echo extension for the floor) to the first audible frame back at the probe.
+fn answer_to_audio(calls: &[Call], events: &[support::real_stack::FsEvent]) -> Vec<f64> {
+    let mut out: Vec<f64> = calls
+        .iter()
+        .filter_map(|c| {
+            let answered: u64 = events
+                .iter()
+                .find(|e| {
+                    e.name() == "CHANNEL_EXECUTE"
+                        && e.get("Application") == Some("answer")
+                        && e.get("Unique-ID") == Some(c.leg.as_str())
+                })?
+                .get("Event-Date-Timestamp")?
+                .parse()
+                .ok()?;
+            let p = lock(&c.probe);
+            let heard = p.audible_wall_us.iter().find(|&&t| t >= answered)?;
+            Some((heard - answered) as f64 / 1000.0)
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
 async fn scenario(
     stack: &RealStack,
     transport: Transport,
@@ -248,6 +276,7 @@ async fn scenario(
     );
     tokio::time::sleep(SETTLE).await;
     let (trips, lost, sent) = round_trips(&started, transport.rate(), t0, t1);
+    let answer_ms = answer_to_audio(&started, &stack.fs.events.all());
     let span = Duration::from_nanos(t1 - t0);
     let per_call = |ticks: u64, idle_pct: f64| {
         (cpu::pct_of_core(ticks, span) - idle_pct).max(0.0) / calls as f64
@@ -272,6 +301,7 @@ async fn scenario(
         sent,
         fs_cpu_per_call: per_call(fs1 - fs0, idle.0),
         sidecar_cpu_per_call: through_sidecar.then(|| per_call(sc1 - sc0, idle.1)),
+        answer_to_audio_ms: answer_ms,
     }
 }
 
@@ -288,11 +318,14 @@ fn render(rows: &[Row], machine: &str) -> String {
          `skypopen/<interface>/instantecho` (one interface per call) or, for the floor in the \
          same run, the switch's own `echo`. The legs are L16 at the rate shown (the audio fork \
          rows at 16 kHz). CPU: % of one core per call over a 10 s window, less the idle rate, \
-         the FreeSWITCH process and the sidecar apart.\n"
+         the FreeSWITCH process and the sidecar apart. Answer → first audio: from the `answer` \
+         executed on the handed-on leg (by the sidecar once Skype answered; by the echo \
+         extension for the floor) to the first audible frame back at the probe, which says a \
+         faint tone between chirps.\n"
     );
     let _ = writeln!(
         t,
-        "| path | transport | calls | round trip p50 / p90 / p99 ms | added over the floor p50 / p99 ms | chirps lost / sent | FreeSWITCH CPU per call | sidecar CPU per call |\n|---|---|---|---|---|---|---|---|"
+        "| path | transport | calls | round trip p50 / p90 / p99 ms | added over the floor p50 / p99 ms | chirps lost / sent | FreeSWITCH CPU per call | sidecar CPU per call | answer → first audio p50 / max ms |\n|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
         let floor = rows.iter().find(|f| {
@@ -308,7 +341,7 @@ fn render(rows: &[Row], machine: &str) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {:.1} / {:.1} / {:.1} | {} | {} / {} | {:.2} % | {} |",
+            "| {} | {} | {} | {:.1} / {:.1} / {:.1} | {} | {} / {} | {:.2} % | {} | {:.1} / {:.1} |",
             r.path,
             r.transport.label(),
             r.calls,
@@ -322,6 +355,8 @@ fn render(rows: &[Row], machine: &str) -> String {
             r.sidecar_cpu_per_call
                 .map(|c| format!("{c:.2} %"))
                 .unwrap_or_else(|| "–".into()),
+            percentile(&r.answer_to_audio_ms, 0.5),
+            r.answer_to_audio_ms.last().copied().unwrap_or(f64::NAN),
         );
     }
     t

@@ -29,6 +29,13 @@ const CHIRP_HIGH_HZ: f64 = 3400.0;
 const CHIRP_AMPLITUDE: f64 = 16_000.0;
 /// A frame whose peak exceeds this carries (part of) a chirp.
 pub const LOUD: i16 = 2_000;
+/// Between chirps the probe says a faint 1 kHz tone, far below [`LOUD`], so that the first
+/// audio to come back after an answer is seen within a frame rather than at the next chirp.
+const FAINT_AMPLITUDE: f64 = 300.0;
+/// A frame whose peak exceeds this carries audio (the faint tone or a chirp).
+const AUDIBLE: i16 = 100;
+/// How many audible frame times a probe keeps (the first four seconds' worth).
+const AUDIBLE_KEPT: usize = 200;
 /// Quiet this long before a loud frame makes it the start of a new chirp.
 const QUIET_BEFORE_ONSET_NS: u64 = 200_000_000;
 
@@ -74,7 +81,12 @@ impl Chirp {
         if index % CHIRP_EVERY == 0 {
             self.template.iter().flat_map(|s| s.to_le_bytes()).collect()
         } else {
-            vec![0; self.samples_per_frame() * 2]
+            let n = self.samples_per_frame();
+            let w = 2.0 * std::f64::consts::PI * 1000.0 / f64::from(self.rate);
+            (0..n)
+                .map(|i| (FAINT_AMPLITUDE * (w * (index as usize * n + i) as f64).sin()) as i16)
+                .flat_map(|s| s.to_le_bytes())
+                .collect()
         }
     }
 }
@@ -180,6 +192,8 @@ pub struct ProbeRecord {
     pub chirps_sent: Vec<u64>,
     pub received: TimedStream,
     pub first_loud_wall_us: Option<u64>,
+    /// Wall-clock times of the first audible frames received.
+    pub audible_wall_us: Vec<u64>,
 }
 
 pub type ProbeRef = Arc<Mutex<ProbeRecord>>;
@@ -190,11 +204,17 @@ pub fn lock(probe: &ProbeRef) -> std::sync::MutexGuard<'_, ProbeRecord> {
 
 fn note_received(probe: &ProbeRef, bytes: &[u8]) {
     let now = mono_ns();
-    let loud = bytes
+    let peak = bytes
         .chunks_exact(2)
-        .any(|p| i16::from_le_bytes([p[0], p[1]]).saturating_abs() > LOUD);
+        .map(|p| i16::from_le_bytes([p[0], p[1]]).saturating_abs())
+        .max()
+        .unwrap_or(0);
+    let loud = peak > LOUD;
     let mut p = lock(probe);
     p.received.push_le(now, bytes);
+    if peak > AUDIBLE && p.audible_wall_us.len() < AUDIBLE_KEPT {
+        p.audible_wall_us.push(wall_us());
+    }
     if loud && p.first_loud_wall_us.is_none() {
         p.first_loud_wall_us = Some(wall_us());
     }
