@@ -20,6 +20,7 @@ mod support;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::bench_args::{env_list, Transport};
 use support::probe::{delay_to_next, lock, mono_ns, run_udp_probe, Chirp, ProbeRecord, ProbeRef};
 use support::real_stack::{IfaceSpec, Media, RealStack, StackSpec};
 use tokio::net::UdpSocket;
@@ -31,40 +32,6 @@ const WINDOW: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_millis(700);
 const PROBE_EXTENSION: &str = "skypopen_bench_probe";
 const ECHO_EXTENSION: &str = "skypopen_bench_echo";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Transport {
-    AudioFork,
-    Unicast16k,
-    Unicast8k,
-}
-
-impl Transport {
-    fn parse(name: &str) -> Option<Transport> {
-        match name.trim() {
-            "audio_fork" | "fork" => Some(Transport::AudioFork),
-            "unicast" | "unicast16" => Some(Transport::Unicast16k),
-            "unicast8" => Some(Transport::Unicast8k),
-            _ => None,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Transport::AudioFork => "audio_fork",
-            Transport::Unicast16k => "unicast 16 kHz",
-            Transport::Unicast8k => "unicast 8 kHz",
-        }
-    }
-
-    /// The rate of the FreeSWITCH legs (loopback's first codec, L16).
-    fn rate(self) -> u32 {
-        match self {
-            Transport::Unicast8k => 8000,
-            _ => 16_000,
-        }
-    }
-}
 
 fn extensions() -> String {
     format!(
@@ -107,14 +74,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn env_list<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    text.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| parse(s).unwrap_or_else(|| panic!("{name}: cannot read {s:?}")))
-        .collect()
-}
-
 struct Call {
     probe: ProbeRef,
     /// The leg the dialplan hands on (to the sidecar, or to the floor's echo).
@@ -143,11 +102,12 @@ async fn start_calls(
         stack
             .fs
             .bgapi(&format!(
-                "originate {{origination_uuid={leg},bench_fs_port={fs_port},bench_probe_port={probe_port}}}loopback/{PROBE_EXTENSION}/default {} XML default",
+                "originate {{origination_uuid={leg},bench_call={leg}}}loopback/{PROBE_EXTENSION}/default {} XML default",
                 dest(i)
             ))
             .await;
         // `unicast` is a call command, not a dialplan application: sent to the parked leg.
+        // Matched by this call's own id: ports come round again in later scenarios.
         let port = probe_port.to_string();
         let parked = stack
             .fs
@@ -155,7 +115,7 @@ async fn start_calls(
             .wait("the probe leg answered", Duration::from_secs(30), |e| {
                 e.name() == "CHANNEL_ANSWER"
                     && e.get("variable_loopback_leg") == Some("B")
-                    && e.get("variable_bench_probe_port") == Some(port.as_str())
+                    && e.get("variable_bench_call") == Some(leg.as_str())
             })
             .await;
         let uuid = parked.get("Unique-ID").unwrap_or_default().to_string();

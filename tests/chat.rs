@@ -130,24 +130,6 @@ async fn chat(stack: &Stack, from: &str, to: &str, text: &str) -> serde_json::Va
         .await
 }
 
-/// Waits until `party`'s inbox holds a message with `body`; returns it.
-async fn wait_inbox(stack: &Stack, party: &str, body: &str) -> serde_json::Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let inbox = stack.net.actl(&["inbox", party]).await;
-        if let Some(found) = inbox["messages"]
-            .as_array()
-            .and_then(|m| m.iter().find(|m| m["body"] == body))
-        {
-            return found.clone();
-        }
-        if Instant::now() > deadline {
-            panic!("{party} never received {body:?}; inbox {inbox}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_chat_is_one_message_event_with_every_header() {
     let stack = Stack::start(StackSpec::users(&["user1"])).await;
@@ -247,7 +229,7 @@ async fn chats_freeswitch_asks_for_reach_the_remote_account() {
     // MESSAGE the sidecar delivers.
     let reply = stack.fs.api("chat SKYPE|user3|alice|héllo from chat ✓");
     assert!(reply.contains("Not Sent"), "{reply}");
-    let got = wait_inbox(&stack, "alice", "héllo from chat ✓").await;
+    let got = stack.wait_inbox("alice", "héllo from chat ✓").await;
     assert_eq!(got["from_handle"], "user3", "{got}");
 
     // SEND_MESSAGE fired by any ESL client of FreeSWITCH.
@@ -259,13 +241,13 @@ async fn chats_freeswitch_asks_for_reach_the_remote_account() {
         body
     );
     esl.writer.write_all(text.as_bytes()).await.expect("write");
-    let got = wait_inbox(&stack, "bob", body).await;
+    let got = stack.wait_inbox("bob", body).await;
     assert_eq!(got["from_handle"], "user3", "{got}");
 
     // A second chat to the same partner goes through the cached chat.
     let reply = stack.fs.api("chat SKYPE|user3|alice|again");
     assert!(reply.contains("Not Sent"), "{reply}");
-    wait_inbox(&stack, "alice", "again").await;
+    stack.wait_inbox("alice", "again").await;
     let log = stack.log();
     let creates: Vec<&str> = log
         .lines()

@@ -58,8 +58,9 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     }
     assert_eq!(got, voice);
 
-    // Sidecar -> FreeSWITCH: 640-byte binary frames, every one, in order, when they come at
-    // the rate the module plays them (as the pump sends them).
+    // Sidecar -> FreeSWITCH: 640-byte binary frames in order, when they come at the rate the
+    // module plays them (as the pump sends them): every one but, at most, the one held back
+    // once the module's first 80 ms prebuffer is full (src/switch/media/playout.rs).
     let back = numbered_samples(40);
     let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,8 +74,27 @@ async fn frames_flow_both_ways_in_order_and_complete() {
             .await
             .expect("fork accepts frames");
     }
-    let heard = client.wait_samples(back.len(), DEADLINE).await;
-    assert_eq!(heard, back);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let heard = client
+        .wait_samples(back.len(), std::time::Duration::ZERO)
+        .await;
+    let frames: Vec<&[i16]> = heard.chunks(320).collect();
+    let sent: Vec<&[i16]> = back.chunks(320).collect();
+    assert!(
+        frames.len() >= sent.len() - 1,
+        "{} of {} frames",
+        frames.len(),
+        sent.len()
+    );
+    let kept: Vec<&[i16]> = match (0..sent.len()).find(|&i| frames.get(i) != Some(&sent[i])) {
+        Some(gap) => sent[..gap]
+            .iter()
+            .chain(&sent[gap + 1..])
+            .copied()
+            .collect(),
+        None => sent.clone(),
+    };
+    assert_eq!(frames, kept, "in order, at most one frame missing");
     assert!(client.binary_sizes().iter().all(|&n| n == 640));
 
     // A burst far ahead of the module's playout is cut short instead of becoming delay: of
@@ -90,8 +110,9 @@ async fn frames_flow_both_ways_in_order_and_complete() {
             .expect("fork accepts frames");
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let heard = client.wait_samples(back.len(), DEADLINE).await;
-    let extra = &heard[back.len()..];
+    let before = heard.len();
+    let heard = client.wait_samples(before, DEADLINE).await;
+    let extra = &heard[before..];
     assert!(
         !extra.is_empty() && extra.len() <= 5 * 320,
         "{} samples of the burst went",

@@ -5,27 +5,7 @@
 //! test says so in one line.
 mod support;
 
-use std::time::{Duration, Instant};
 use support::real_stack::{RealStack, StackSpec, WAIT};
-
-/// Waits until `party`'s inbox on the emulated network holds a message with `body`.
-async fn wait_inbox(stack: &RealStack, party: &str, body: &str) -> serde_json::Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let inbox = stack.net.actl(&["inbox", party]).await;
-        if let Some(found) = inbox["messages"]
-            .as_array()
-            .and_then(|m| m.iter().find(|m| m["body"] == body))
-        {
-            return found.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{party} never received {body:?}; inbox {inbox}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chats_cross_the_real_switch_both_ways_with_utf8_intact() {
@@ -78,14 +58,14 @@ async fn chats_cross_the_real_switch_both_ways_with_utf8_intact() {
         .api("chat SKYPE|user1|alice|héllo from chat ✓")
         .await;
     assert!(reply.contains("Not Sent"), "{reply}");
-    let got = wait_inbox(&stack, "alice", "héllo from chat ✓").await;
+    let got = stack.wait_inbox("alice", "héllo from chat ✓").await;
     assert_eq!(got["from_handle"], "user1", "{got}");
 
     let reply = stack
         .api("skypopen_chat interface1 bob ünïcödé from the listener")
         .await;
     assert!(!reply.starts_with("-ERR"), "{reply}");
-    wait_inbox(&stack, "bob", "ünïcödé from the listener").await;
+    stack.wait_inbox("bob", "ünïcödé from the listener").await;
 
     let reply = stack
         .fs
@@ -109,7 +89,7 @@ async fn chats_cross_the_real_switch_both_ways_with_utf8_intact() {
         })
         .await;
     assert!(!result.body.starts_with("-ERR"), "{}", result.body);
-    wait_inbox(&stack, "dave", "— from an event").await;
+    stack.wait_inbox("dave", "— from an event").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +116,7 @@ async fn the_real_fs_cli_runs_the_sk_family_on_the_listener() {
     assert!(ok && reply.contains("CURRENTUSERHANDLE user2"), "{reply}");
     let (ok, reply) = run("skypopen_chat interface1 alice from fs_cli");
     assert!(ok && !reply.starts_with("-ERR"), "{reply}");
-    wait_inbox(&stack, "alice", "from fs_cli").await;
+    stack.wait_inbox("alice", "from fs_cli").await;
     // A wrong password: fs_cli is refused.
     let (ok, _) = stack
         .fs

@@ -35,3 +35,26 @@ fn delays_match_within_one_chirp_period() {
     assert_eq!(delay_to_next(100, &to), Some(50));
     assert_eq!(delay_to_next(200, &to), None);
 }
+
+#[test]
+fn the_module_plays_after_an_80_ms_prebuffer_then_in_40_ms_steps() {
+    use crate::support::probe::ModulePlayout;
+    let frame = vec![1u8; 640];
+    let mut module = ModulePlayout::default();
+    // Three frames in: nothing to play yet.
+    for _ in 0..3 {
+        module.push(&frame);
+        assert!(module.play().is_none());
+    }
+    // The fourth fills the prebuffer: four frames play, one per write.
+    module.push(&frame);
+    for _ in 0..4 {
+        assert!(module.play().is_some());
+    }
+    assert!(module.play().is_none());
+    // Afterwards a single frame waits for a second one.
+    module.push(&frame);
+    assert!(module.play().is_none());
+    module.push(&frame);
+    assert!(module.play().is_some() && module.play().is_some());
+}

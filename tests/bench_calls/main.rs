@@ -28,57 +28,13 @@ use relay::relay_scenario;
 use report::{cpu_row, latency_row};
 use sidecar::SidecarStack;
 use std::time::Duration;
+pub use support::bench_args::{env_list, Transport};
 
 pub const WINDOW: Duration = Duration::from_secs(10);
 pub const IDLE_SPAN: Duration = Duration::from_secs(3);
 /// Chirps sent near the end of the window may still be on their way; the traces are flushed
 /// every 100 ms.
 pub const SETTLE: Duration = Duration::from_millis(700);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    AudioFork,
-    Unicast16k,
-    Unicast8k,
-}
-
-impl Transport {
-    fn parse(name: &str) -> Option<Transport> {
-        match name.trim() {
-            "audio_fork" | "fork" => Some(Transport::AudioFork),
-            "unicast" | "unicast16" => Some(Transport::Unicast16k),
-            "unicast8" => Some(Transport::Unicast8k),
-            _ => None,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Transport::AudioFork => "audio_fork",
-            Transport::Unicast16k => "unicast 16 kHz",
-            Transport::Unicast8k => "unicast 8 kHz",
-        }
-    }
-
-    fn rate(self) -> u32 {
-        match self {
-            Transport::Unicast8k => 8000,
-            _ => 16_000,
-        }
-    }
-
-    fn is_unicast(self) -> bool {
-        self != Transport::AudioFork
-    }
-}
-
-fn env_list<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    text.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| parse(s).unwrap_or_else(|| panic!("{name}: cannot read {s:?}")))
-        .collect()
-}
 
 /// Replaces the double's fork clients and unicast legs with probes, one per channel.
 

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: X servers, the emulator's binaries, the FreeSWITCH double.
 #![allow(dead_code)]
 
+pub mod bench_args;
 pub mod eslcap;
 pub mod fs_double;
 pub mod probe;

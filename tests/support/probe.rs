@@ -220,8 +220,40 @@ fn note_received(probe: &ProbeRef, bytes: &[u8]) {
     }
 }
 
+/// What the jambonz mod_audio_fork does with the audio a server sends back: it gathers it in
+/// a prebuffer until 80 ms are there (40 ms every later time), moves that to its playout
+/// buffer, and plays one 20 ms frame of it per write of the channel. A probe that recorded
+/// frames as they arrived measured 20 ms where FreeSWITCH 1.10.12 measured 85 (the real-switch
+/// benchmark); the fork probe therefore hears what it receives through this model.
+#[derive(Debug, Default)]
+pub struct ModulePlayout {
+    prebuffer: Vec<u8>,
+    playout: std::collections::VecDeque<u8>,
+    primed: bool,
+}
+
+impl ModulePlayout {
+    /// 16 kHz L16: 640 bytes a frame.
+    const FRAME: usize = 640;
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.prebuffer.extend_from_slice(bytes);
+        let threshold = if self.primed { 2 } else { 4 } * Self::FRAME;
+        if self.prebuffer.len() >= threshold {
+            self.playout.extend(self.prebuffer.drain(..));
+            self.primed = true;
+        }
+    }
+
+    /// The frame the channel's next write plays, if the playout buffer holds one.
+    pub fn play(&mut self) -> Option<Vec<u8>> {
+        (self.playout.len() >= Self::FRAME).then(|| self.playout.drain(..Self::FRAME).collect())
+    }
+}
+
 /// A mod_audio_fork-shaped client that sends the 16 kHz chirp train and records what comes
-/// back, until `stop`.
+/// back, played out as the module does ([`ModulePlayout`]) on the same 20 ms clock, until
+/// `stop`.
 pub async fn run_fork_probe(
     url: String,
     metadata: String,
@@ -247,6 +279,7 @@ pub async fn run_fork_probe(
     }
     let mut clock = tokio::time::interval(Duration::from_millis(20));
     let mut index = 0u64;
+    let mut module = ModulePlayout::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -254,6 +287,9 @@ pub async fn run_fork_probe(
                 return;
             }
             _ = clock.tick() => {
+                if let Some(played) = module.play() {
+                    note_received(&probe, &played);
+                }
                 let frame = chirp.frame_bytes(index);
                 if index % CHIRP_EVERY == 0 {
                     lock(&probe).chirps_sent.push(mono_ns());
@@ -264,7 +300,7 @@ pub async fn run_fork_probe(
                 }
             }
             msg = ws.next() => match msg {
-                Some(Ok(Message::Binary(bytes))) => note_received(&probe, &bytes),
+                Some(Ok(Message::Binary(bytes))) => module.push(&bytes),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },

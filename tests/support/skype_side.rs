@@ -350,6 +350,25 @@ impl SkypeSide {
         }
     }
 
+    /// Waits until `party`'s inbox on the emulated network holds a message with `body`;
+    /// returns it.
+    pub async fn wait_inbox(&self, party: &str, body: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let inbox = self.net.actl(&["inbox", party]).await;
+            if let Some(found) = inbox["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["body"] == body))
+            {
+                return found.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("{party} never received {body:?}; inbox {inbox}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Kills the client of interface `index` (0-based) as a crash would.
     pub fn kill_client(&mut self, index: usize) {
         if let Some(mut c) = self.clients[index].take() {
