@@ -98,7 +98,8 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     assert!(client.binary_sizes().iter().all(|&n| n == 640));
 
     // A burst far ahead of the module's playout is cut short instead of becoming delay: of
-    // 40 frames at once only the few the modelled queue has room for go, in order.
+    // 40 frames of voice at once only the few the modelled queue has room for (its voice
+    // limit, after the pause above emptied it) go, in order.
     let burst = numbered_samples(80)[40 * 320..].to_vec();
     for chunk in burst.chunks(320) {
         let frame = Frame::from_samples(chunk).unwrap();

@@ -189,7 +189,7 @@ pub(super) async fn serve(
                 None => break "connection lost",
             },
             frame = channels.to_switch.recv() => match frame {
-                Some(_) if !budget.admit(Instant::now()) => {}
+                Some(frame) if !budget.admit(Instant::now(), frame.is_silent()) => {}
                 Some(frame) => {
                     out.reserve(FRAME_BYTES);
                     out.extend_from_slice(frame.as_bytes());
