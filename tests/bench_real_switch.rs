@@ -272,8 +272,8 @@ fn render(rows: &[Row], machine: &str) -> String {
         t,
         "`cargo test --release --test bench_real_switch -- --ignored --nocapture` (`BENCH_CALLS`, \
          `BENCH_TRANSPORTS` pick subsets). {machine}\n\n\
-         FreeSWITCH originates each call from a loopback leg that runs the stock `unicast` \
-         application to a UDP probe (20 ms chirp every 500 ms, absolute 20 ms schedule, found \
+         FreeSWITCH originates each call from a parked loopback leg given the stock `unicast` \
+         call command towards a UDP probe (20 ms chirp every 500 ms, absolute 20 ms schedule, found \
          again by cross-correlation); its other half enters the shipped dialplan as \
          `skypopen/<interface>/instantecho` (one interface per call) or, for the floor in the \
          same run, the switch's own `echo`. The legs are L16 at the rate shown (the audio fork \
