@@ -1,4 +1,4 @@
-//! Calls through a real FreeSWITCH 1.10.12 (the shared build script's, or `SKYPOPEN_FREESWITCH`),
+//! Calls through a real FreeSWITCH 1.10.12 (at `/usr/local/freeswitch` or `SKYPOPEN_FREESWITCH`),
 //! its shipped dialplans installed: FreeSWITCH → Skype on `skype/...` and
 //! `skypopen/<interface>/...`, Skype → the dialplan, over the audio fork and over `unicast` at
 //! 8 and 16 kHz, tones checked both ways. Without a switch each test says so in one line.

@@ -1,6 +1,6 @@
 # Which real FreeSWITCH the real-switch suite (tests/real_switch_*.rs) runs against, by the rule
-# of tests/support/real_fs.rs: SKYPOPEN_FREESWITCH names a prefix, else the shared build
-# script's default prefix; the prefix needs bin/freeswitch and the suite's modules.
+# of tests/support/real_fs.rs: SKYPOPEN_FREESWITCH names a prefix, else /usr/local/freeswitch
+# (a source build's default); the prefix needs bin/freeswitch and the suite's modules.
 REAL_FS_MODULES=(mod_event_socket mod_loopback mod_audio_fork mod_sofia mod_tone_stream mod_sndfile
     mod_commands mod_dptools mod_dialplan_xml)
 
@@ -8,7 +8,7 @@ REAL_FS_MODULES=(mod_event_socket mod_loopback mod_audio_fork mod_sofia mod_tone
 real_switch_summary() {
     local prefix="${SKYPOPEN_FREESWITCH:-/usr/local/freeswitch}" m missing=()
     if [ ! -x "$prefix/bin/freeswitch" ]; then
-        echo "real FreeSWITCH suite: not run (no bin/freeswitch under $prefix; build one with the shared build-freeswitch.sh or set SKYPOPEN_FREESWITCH)"
+        echo "real FreeSWITCH suite: not run (no bin/freeswitch under $prefix; install FreeSWITCH 1.10.12 there or set SKYPOPEN_FREESWITCH to its prefix)"
         return
     fi
     for m in "${REAL_FS_MODULES[@]}"; do

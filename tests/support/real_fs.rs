@@ -1,5 +1,5 @@
-//! A real FreeSWITCH for the tests: found through `SKYPOPEN_FREESWITCH` (a prefix as the shared
-//! build script makes it) or the script's default prefix, run as a throw-away instance on free
+//! A real FreeSWITCH for the tests: found through `SKYPOPEN_FREESWITCH` (an installation prefix)
+//! or the usual source-build prefix, run as a throw-away instance on free
 //! ports with a copy of its configuration in a temporary folder, the project's `dialplan/` files
 //! installed as they ship (only the sidecar's address rewritten to this instance's), and killed
 //! with its folder when dropped, so it never meets a switch already running on the machine.
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 
-/// The shared build script's default prefix (`FSREF`).
+/// Where a FreeSWITCH built from source installs by default.
 pub const DEFAULT_PREFIX: &str = "/usr/local/freeswitch";
 
 /// Modules the suite needs besides the vanilla set.
@@ -38,8 +38,8 @@ pub fn locate() -> Result<PathBuf, String> {
     };
     if !prefix.join("bin/freeswitch").is_file() {
         return Err(format!(
-            "no bin/freeswitch under {} ({source}); build one with the shared \
-             build-freeswitch.sh or set SKYPOPEN_FREESWITCH",
+            "no bin/freeswitch under {} ({source}); install FreeSWITCH 1.10.12 there \
+             or set SKYPOPEN_FREESWITCH to its prefix",
             prefix.display()
         ));
     }
