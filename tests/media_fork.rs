@@ -3,7 +3,7 @@
 mod support;
 
 use skypopen::media::Frame;
-use skypopen::switch::media::{ForkError, ForkToken, MediaServer};
+use skypopen::switch::media::{ForkError, ForkSession, ForkToken, MediaServer};
 use std::time::Duration;
 use support::fs_double::fork_client::{upgrade, ForkClient, Options, Source};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,27 @@ fn numbered_samples(frames: usize) -> Vec<i16> {
 
 fn metadata(token: &ForkToken) -> String {
     format!("{{\"call\":\"{}\"}}", token.as_str())
+}
+
+/// Hands `samples` to the fork as the pump does, a frame at a time: every `pace`, or at once.
+async fn play_into(session: &ForkSession, samples: &[i16], pace: Option<Duration>) {
+    let mut clock = pace.map(|every| {
+        let mut clock = tokio::time::interval(every);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        clock
+    });
+    for chunk in samples.chunks(320) {
+        if let Some(clock) = clock.as_mut() {
+            clock.tick().await;
+        }
+        let frame = Frame::from_samples(chunk).unwrap();
+        session
+            .frames
+            .tx
+            .send(frame)
+            .await
+            .expect("fork accepts frames");
+    }
 }
 
 #[tokio::test]
@@ -62,22 +83,9 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     // module plays them (as the pump sends them): every one but, at most, the one held back
     // once the module's first 80 ms prebuffer is full (src/switch/media/playout.rs).
     let back = numbered_samples(40);
-    let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for chunk in back.chunks(320) {
-        clock.tick().await;
-        let frame = Frame::from_samples(chunk).unwrap();
-        session
-            .frames
-            .tx
-            .send(frame)
-            .await
-            .expect("fork accepts frames");
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let heard = client
-        .wait_samples(back.len(), std::time::Duration::ZERO)
-        .await;
+    play_into(&session, &back, Some(Duration::from_millis(20))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let heard = client.wait_samples(back.len(), Duration::ZERO).await;
     let frames: Vec<&[i16]> = heard.chunks(320).collect();
     let sent: Vec<&[i16]> = back.chunks(320).collect();
     assert!(
@@ -101,16 +109,8 @@ async fn frames_flow_both_ways_in_order_and_complete() {
     // 40 frames of voice at once only the few the modelled queue has room for (its voice
     // limit, after the pause above emptied it) go, in order.
     let burst = numbered_samples(80)[40 * 320..].to_vec();
-    for chunk in burst.chunks(320) {
-        let frame = Frame::from_samples(chunk).unwrap();
-        session
-            .frames
-            .tx
-            .send(frame)
-            .await
-            .expect("fork accepts frames");
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    play_into(&session, &burst, None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = heard.len();
     let heard = client.wait_samples(before, DEADLINE).await;
     let extra = &heard[before..];
