@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bench_args;
+pub mod child_log;
 pub mod eslcap;
 pub mod fs_double;
 pub mod probe;

@@ -8,6 +8,7 @@
 //! let call = net.ctl(&["call", "--from", "alice", "--to", "user1", "--tone", "440"]);
 //! ```
 
+use super::child_log::ChildLog;
 use super::xvfb::Xvfb;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,7 @@ pub fn free_port() -> u16 {
 pub struct SimNetwork {
     pub addr: SocketAddr,
     child: Child,
+    _log: ChildLog,
 }
 
 impl SimNetwork {
@@ -61,6 +63,7 @@ impl SimNetwork {
     }
 
     fn try_start(addr: SocketAddr, args: &[&str]) -> Option<SimNetwork> {
+        let log = ChildLog::new(&format!("skype-sim network on {addr}"));
         let mut child = Command::new(sim_binary())
             .arg("network")
             .arg("--listen")
@@ -68,6 +71,7 @@ impl SimNetwork {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(log.stdio())
             .spawn()
             .expect("cannot run skype-sim network");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -76,7 +80,11 @@ impl SimNetwork {
                 return None; // lost the port race
             }
             if TcpStream::connect(addr).is_ok() {
-                return Some(SimNetwork { addr, child });
+                return Some(SimNetwork {
+                    addr,
+                    child,
+                    _log: log,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -218,23 +226,27 @@ pub struct SimClient {
     pub display: String,
     pub user: String,
     child: Child,
+    _log: ChildLog,
 }
 
 impl SimClient {
     /// Starts a client and waits until it has published `_SKYPE_INSTANCE` on `display`.
     pub fn start(display: &str, user: &str, network: &SimNetwork, extra: &[&str]) -> SimClient {
+        let log = ChildLog::new(&format!("skype-sim client {user} on {display}"));
         let child = Command::new(sim_binary())
             .args(["client", "--display", display, "--user", user, "--network"])
             .arg(network.addr.to_string())
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(log.stdio())
             .spawn()
             .expect("cannot run skype-sim client");
         let mut c = SimClient {
             display: display.to_string(),
             user: user.to_string(),
             child,
+            _log: log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
