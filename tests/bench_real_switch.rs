@@ -20,9 +20,9 @@ mod support;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::bench_args::{env_list, Transport};
+use support::bench_args::{env_list, percentile, Transport};
 use support::probe::{delay_to_next, lock, mono_ns, run_udp_probe, Chirp, ProbeRecord, ProbeRef};
-use support::real_stack::{IfaceSpec, Media, RealStack, StackSpec};
+use support::real_stack::{Media, RealStack, StackSpec};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -64,14 +64,6 @@ struct Row {
     fs_cpu_per_call: f64,
     sidecar_cpu_per_call: Option<f64>,
     answer_to_audio_ms: Vec<f64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 struct Call {
@@ -334,14 +326,7 @@ async fn bench_real_switch_sidecar_vs_echo() {
     let most = counts.iter().copied().max().unwrap_or(1);
     let mut rows = Vec::new();
     for &transport in &transports {
-        let users: Vec<String> = (0..most).map(|i| format!("user{}", 1 + i % 7)).collect();
-        let mut spec = StackSpec::users(&[]);
-        spec.interfaces = users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| IfaceSpec::new(&format!("interface{}", i + 1), u))
-            .collect();
-        spec = spec.media(if transport == Transport::AudioFork {
+        let spec = StackSpec::interfaces(most).media(if transport == Transport::AudioFork {
             Media::AudioFork
         } else {
             Media::Unicast

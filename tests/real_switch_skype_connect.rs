@@ -8,7 +8,8 @@ mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::real_fs::{available, RealSwitch, SwitchSpec, Variant};
+use support::real_fs::{available, RealSwitch, SwitchSpec};
+use support::skype_side::Media;
 
 const TRUNK_USER: &str = "99051000123456";
 const TRUNK_PASSWORD: &str = "trunk-secret-for-tests";
@@ -40,7 +41,7 @@ async fn the_skype_connect_trunk_registers_and_carries_calls_both_ways() {
         return;
     };
     // No sidecar here: any port will do for the dialplan's socket address.
-    let mut spec = SwitchSpec::new("127.0.0.1:9".parse().unwrap(), Variant::AudioFork);
+    let mut spec = SwitchSpec::new("127.0.0.1:9".parse().unwrap(), Media::AudioFork);
     spec.sofia = true;
     // The callers are loopback legs, whose codec a SIP offer inherits: PCMU, as a phone's,
     // rather than loopback's L16, which no SIP profile here accepts.

@@ -1,6 +1,7 @@
 //! One scenario's window and the figures drawn from its probes and client traces.
 
 use crate::cpu::{pct_of_core, snapshot, CpuSnapshot};
+pub use crate::support::bench_args::percentile;
 use crate::support::probe::{delay_to_next, lock, mono_ns, Chirp, ProbeRef, TimedStream};
 use crate::support::stack::WAIT;
 use crate::{Transport, SETTLE, WINDOW};
@@ -39,13 +40,6 @@ pub struct Figures {
     pub client_out_fps: Vec<f64>,
     pub answer_to_audio_ms: Vec<f64>,
     pub gaps_ms: Vec<f64>,
-}
-
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 pub fn sort(v: &mut [f64]) {

@@ -21,11 +21,7 @@ pub struct SidecarStack {
 impl SidecarStack {
     pub async fn start(interfaces: usize, unicast: bool) -> SidecarStack {
         let trace_dir = tempfile::tempdir().expect("trace dir");
-        let users: Vec<String> = (0..interfaces)
-            .map(|i| format!("user{}", 1 + i % 7))
-            .collect();
-        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-        let mut spec = StackSpec::users(&refs);
+        let mut spec = StackSpec::interfaces(interfaces);
         if unicast {
             spec.switch = "media = \"unicast\"\n".to_string();
         }

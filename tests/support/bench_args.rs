@@ -1,5 +1,5 @@
-//! What the call benchmarks are asked to measure: the transports, and lists read from the
-//! environment (`BENCH_CALLS=1,10`, `BENCH_TRANSPORTS=unicast,audio_fork`).
+//! What the call benchmarks share: the transports, lists read from the environment
+//! (`BENCH_CALLS=1,10`, `BENCH_TRANSPORTS=unicast,audio_fork`), and percentiles.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -46,4 +46,12 @@ pub fn env_list<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>)
         .filter(|s| !s.trim().is_empty())
         .map(|s| parse(s).unwrap_or_else(|| panic!("{name}: cannot read {s:?}")))
         .collect()
+}
+
+/// The `p` quantile (0..=1) of `sorted`, nearest rank; NaN when there is nothing.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }

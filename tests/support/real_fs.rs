@@ -5,6 +5,7 @@
 //! with its folder when dropped, so it never meets a switch already running on the machine.
 
 use super::sim::free_port;
+use super::skype_side::Media;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,18 +70,12 @@ pub fn available(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// Which dialplan variant of `dialplan/default/` is installed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
-    AudioFork,
-    Unicast,
-}
-
 /// What a test wants of its switch.
 pub struct SwitchSpec {
     /// The sidecar's `socket` address, put where the shipped dialplan says 127.0.0.1:8084.
     pub outbound: SocketAddr,
-    pub variant: Variant,
+    /// Which variant of `dialplan/default/` is installed.
+    pub media: Media,
     /// Load mod_sofia (two profiles on free loopback ports); off, start-up is faster.
     pub sofia: bool,
     /// Extra files: (path under the configuration folder, contents); `@INTERNAL_SIP_PORT@`
@@ -91,10 +86,10 @@ pub struct SwitchSpec {
 }
 
 impl SwitchSpec {
-    pub fn new(outbound: SocketAddr, variant: Variant) -> SwitchSpec {
+    pub fn new(outbound: SocketAddr, media: Media) -> SwitchSpec {
         SwitchSpec {
             outbound,
-            variant,
+            media,
             sofia: false,
             files: Vec::new(),
             vars: Vec::new(),
@@ -109,9 +104,8 @@ pub struct RealSwitch {
     pub esl: SocketAddr,
     /// Where `record_session` writes (the instance's recordings folder).
     pub recordings: PathBuf,
-    /// The internal and external sofia profiles' SIP ports, when sofia is loaded.
+    /// The internal sofia profile's SIP port (the stand-in registrar), when sofia is loaded.
     pub internal_sip: u16,
-    pub external_sip: u16,
     pub events: EventLog,
 }
 
@@ -236,7 +230,6 @@ impl RealSwitch {
             esl,
             recordings,
             internal_sip,
-            external_sip,
             events: EventLog::default(),
         };
         switch.wait_ready().await;
@@ -387,9 +380,9 @@ fn edit(path: &Path, change: impl FnOnce(String) -> String) {
 /// The repository's dialplan files, as they ship but for the sidecar's address.
 fn install_dialplans(conf: &Path, spec: &SwitchSpec) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplan");
-    let chosen = match spec.variant {
-        Variant::AudioFork => "00_skypopen_audio_fork.xml",
-        Variant::Unicast => "00_skypopen_unicast.xml",
+    let chosen = match spec.media {
+        Media::AudioFork => "00_skypopen_audio_fork.xml",
+        Media::Unicast => "00_skypopen_unicast.xml",
     };
     for (context, files) in [
         ("default", vec![chosen, "01_skype.xml"]),

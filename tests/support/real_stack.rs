@@ -2,7 +2,7 @@
 //! the switch itself into the shipped dialplan, audio is the switch's own `tone_stream` and
 //! `record_session`, and what FreeSWITCH saw is read from its own events.
 
-pub use super::real_fs::{FsEvent, RealSwitch, SwitchSpec, Variant};
+pub use super::real_fs::{FsEvent, RealSwitch, SwitchSpec};
 pub use super::skype_side::*;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -14,8 +14,9 @@ pub const ANSWER_EXTENSION: &str = "skypopen_test_answer";
 /// Volume of the switch's test tone: teletone's `v=` is in dB below its full scale.
 const TONE_VOLUME: &str = "v=-7";
 
-/// The switch's voice in these tests: a 440 Hz tone, forever.
-pub fn fs_tone(hz: u32) -> String {
+/// The switch's voice in these tests: a tone of `hz` (a number, or a channel variable's
+/// `${...}`), forever.
+pub fn fs_tone(hz: impl std::fmt::Display) -> String {
     format!("tone_stream://{TONE_VOLUME};%(1000,0,{hz});loops=-1")
 }
 
@@ -31,7 +32,7 @@ fn test_extensions() -> String {
       <action application="answer"/>
       <action application="set" data="RECORD_READ_ONLY=true"/>
       <action application="record_session" data="$${{recordings_dir}}/caller_${{origination_uuid}}.wav"/>
-      <action application="playback" data="tone_stream://{TONE_VOLUME};%(1000,0,${{skypopen_test_hz}});loops=-1"/>
+      <action application="playback" data="{caller_tone}"/>
     </condition>
   </extension>
   <extension name="{ANSWER_EXTENSION}">
@@ -44,7 +45,8 @@ fn test_extensions() -> String {
   </extension>
 </include>
 "#,
-        tone = fs_tone(440)
+        tone = fs_tone(440),
+        caller_tone = fs_tone("${skypopen_test_hz}"),
     )
 }
 
@@ -88,11 +90,7 @@ impl RealStack {
         let outbound = format!("127.0.0.1:{}", super::sim::free_port())
             .parse()
             .unwrap();
-        let variant = match spec.media {
-            Media::AudioFork => Variant::AudioFork,
-            Media::Unicast => Variant::Unicast,
-        };
-        let mut switch_spec = SwitchSpec::new(outbound, variant);
+        let mut switch_spec = SwitchSpec::new(outbound, spec.media);
         switch_spec.files.push((
             "dialplan/default/99_skypopen_tests.xml".into(),
             test_extensions(),

@@ -89,6 +89,14 @@ impl StackSpec {
         }
     }
 
+    /// `count` interfaces logged in as user1 … user7 in turn (several clients of one account,
+    /// as the benchmarks need more interfaces than there are accounts).
+    pub fn interfaces(count: usize) -> StackSpec {
+        let users: Vec<String> = (0..count).map(|i| format!("user{}", 1 + i % 7)).collect();
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        StackSpec::users(&refs)
+    }
+
     pub fn media(mut self, media: Media) -> StackSpec {
         if media == Media::Unicast {
             self.switch = self

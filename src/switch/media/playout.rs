@@ -8,9 +8,10 @@
 //! as delay for the rest of the call: measured on FreeSWITCH 1.10.12, 80 ms and more.
 //!
 //! We cannot see the buffer, but we can model it: it starts draining when the prebuffer is
-//! full and drains one frame every 20 ms. A frame that would leave more than the target
-//! queued is not sent; silence goes first, so voice is dropped only when the queue is well
-//! past the target (a burst of voice, or a slow drift).
+//! full and drains one frame every 20 ms. A frame that finds more than two frames queued is
+//! not sent when it is silence, more than four when it is voice: silence goes first, so voice
+//! is dropped only when the queue is well past the module's prebuffer (a burst of voice, or a
+//! clock that runs fast).
 
 use std::time::{Duration, Instant};
 
