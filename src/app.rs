@@ -8,6 +8,7 @@ use crate::switch::inbound::{spawn_inbound, InboundConfig};
 use crate::switch::listener::{CommandTable, EventBus, Listener, ListenerConfig, StatusSource};
 use crate::switch::media::MediaServer;
 use crate::switch::outbound::{OutboundAcceptor, OutboundOptions};
+use crate::switch::SwitchLink;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +81,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the audio fork server")?;
-    let gateway = Gateway::new(settings.clone(), inbound, media, stop.clone());
+    let switch = SwitchLink::new(inbound, settings.switch_password.clone());
+    let gateway = Gateway::new(settings.clone(), switch, media, stop.clone());
     if let Some(supervisor) = &supervisor {
         let _ = gateway.supervisor.set(supervisor.clone());
     }

@@ -23,7 +23,7 @@
 //! | setup timeout before ringing                      | RECOVERY_ON_TIMER_EXPIRE    |
 //! | invalid destination (spaces, commas, empty)       | INVALID_NUMBER_FORMAT       |
 
-pub use freeswitch_esl_tokio::HangupCause;
+pub use crate::switch::HangupCause;
 
 /// FAILUREREASON 1, "miscellaneous error". The Skype API has no code for a SkypeOut call
 /// without credit (13 is "failure to call a commercial contact"); the client reports such a

@@ -6,7 +6,6 @@
 //! (no prefix surprises), `Total Interfaces` counts interfaces, the `sk console` choice belongs
 //! to one listener connection, and raw API text returns the client's reply.
 
-use super::chat::fs_link::EventLink;
 use super::chat::send_chat;
 use super::interface::InterfaceHandle;
 use super::registry::IfaceState;
@@ -14,9 +13,8 @@ use super::Gateway;
 use crate::config::Settings;
 use crate::skype::api::{Command, Notification, ProfileProperty};
 use crate::skype::session::SessionHandle;
-use crate::switch::inbound::next_event;
 use crate::switch::listener::{ApiFuture, ApiRequest, CommandTable, SessionContext};
-use freeswitch_esl_tokio::EslEvent;
+use crate::switch::requests::{CommandRequest, SwitchRequest};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -65,7 +63,7 @@ pub fn register(table: &Arc<CommandTable>, gw: &Gateway) {
         let g = g.clone();
         Box::pin(async move { chat(&g, &r.args).await })
     });
-    tokio::spawn(serve_events(gw.clone(), Arc::clone(table)));
+    gw.tasks.spawn(serve_events(gw.clone(), Arc::clone(table)));
 }
 
 fn console_line(session: &SessionContext) -> String {
@@ -378,16 +376,13 @@ async fn remove(gw: &Gateway, target: &str, force: bool) -> String {
 /// Commands arriving as `CUSTOM skypopen::command` events on the inbound connection; the
 /// output goes back as `CUSTOM skypopen::command_result` with the request's `Job-UUID`.
 async fn serve_events(gw: Gateway, table: Arc<CommandTable>) {
-    let mut events = gw.inbound.subscribe();
+    let mut requests = gw.switch.requests();
     // One console choice for everything arriving this way.
     let context = SessionContext::new(0, std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    // Our own event connection: the ESL library would re-case `command` and `Job-UUID`.
-    let mut link = EventLink::new(gw.settings.switch.esl, gw.settings.switch_password.clone());
-    while let Some(event) = next_event(&mut events, &gw.cancel, "sk commands").await {
-        let Some(line) = command_request(&event) else {
+    while let Some(request) = requests.next(&gw.cancel, "sk commands").await {
+        let SwitchRequest::Command(CommandRequest { line, job }) = request else {
             continue;
         };
-        let job = event.header_str("Job-UUID").map(str::to_string);
         info!(command = %line, job = job.as_deref().unwrap_or(""), "command from FreeSWITCH");
         let output = table.execute(&line, context.clone(), true).await;
         let mut headers = vec![
@@ -397,23 +392,8 @@ async fn serve_events(gw: Gateway, table: Arc<CommandTable>) {
         if let Some(job) = job.as_deref() {
             headers.push(("Job-UUID", job));
         }
-        if let Err(e) = link.sendevent("CUSTOM", &headers, &output).await {
+        if let Err(e) = gw.switch.fire("CUSTOM", &headers, &output).await {
             warn!(error = %e, "cannot return a command result to FreeSWITCH");
         }
     }
-}
-
-/// The command line of a `CUSTOM skypopen::command` event: its `command` header, else its body.
-fn command_request(event: &EslEvent) -> Option<String> {
-    if event.header_str("Event-Name") != Some("CUSTOM")
-        || event.header_str("Event-Subclass") != Some("skypopen::command")
-    {
-        return None;
-    }
-    event
-        .header_str("command")
-        .map(str::to_string)
-        .or_else(|| event.body().map(str::to_string))
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
 }

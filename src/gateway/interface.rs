@@ -2,7 +2,7 @@
 //! view of the interface current, and routes every `CALL <id> ...` notification to the task of
 //! the call with that id.
 
-use super::call::{self, CallInput};
+use super::call::{self, CallDone, CallInput};
 use super::registry::{IfaceState, Reservation};
 use super::Gateway;
 use crate::config::InterfaceConfig;
@@ -47,11 +47,6 @@ pub(crate) enum InterfaceRequest {
     },
 }
 
-/// A call task says it is over; `serial` tells old calls from new ones.
-pub(crate) struct CallDone {
-    pub serial: u64,
-}
-
 struct Route {
     serial: u64,
     inbox: mpsc::Sender<CallInput>,
@@ -89,6 +84,7 @@ pub(crate) fn spawn(gw: Gateway, cfg: InterfaceConfig) -> InterfaceHandle {
         session.handle.clone(),
         stop.clone(),
     );
+    let gw_tasks = gw.tasks.clone();
     let actor = Actor {
         gw,
         cfg,
@@ -100,7 +96,7 @@ pub(crate) fn spawn(gw: Gateway, cfg: InterfaceConfig) -> InterfaceHandle {
         chat,
         stop,
     };
-    tokio::spawn(
+    gw_tasks.spawn(
         actor
             .run(session.events, requests_rx, done_rx)
             .instrument(span),
@@ -159,7 +155,7 @@ impl Actor {
             } => {
                 let (route, inbox, serial) = self.new_route();
                 self.unbound = Some(route);
-                tokio::spawn(call::run_outbound(call::Outbound {
+                self.gw.tasks.spawn(call::run_outbound(call::Outbound {
                     ctx: self.call_context(serial),
                     destination,
                     channel,
@@ -297,7 +293,7 @@ impl Actor {
             Ok(reservation) => {
                 let (route, inbox, serial) = self.new_route();
                 self.calls.insert(id, route);
-                tokio::spawn(call::run_inbound(call::Inbound {
+                self.gw.tasks.spawn(call::run_inbound(call::Inbound {
                     ctx: self.call_context(serial),
                     skype_call: id,
                     reservation,
@@ -306,7 +302,7 @@ impl Actor {
             }
             Err(busy) => {
                 debug!(skype_call = %id, reason = %busy, "ring on a busy interface");
-                tokio::spawn(
+                self.gw.tasks.spawn(
                     transfer_or_reject(self.gw.clone(), self.cfg.clone(), self.session.clone(), id)
                         .in_current_span(),
                 );
@@ -384,7 +380,7 @@ async fn transfer_or_reject(gw: Gateway, cfg: InterfaceConfig, session: SessionH
         }
     }
     let claims = gw.clone();
-    tokio::spawn(async move {
+    gw.tasks.spawn(async move {
         tokio::time::sleep(TRANSFER_DEDUPE).await;
         claims.ring_claims.remove(&marker);
     });

@@ -11,7 +11,7 @@ use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
 use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
 use crate::skype::session::SessionHandle;
-use crate::switch::media::{audio_fork_start, audio_fork_stop, ForkToken};
+use crate::switch::media::ForkToken;
 use crate::switch::outbound::ChannelControl;
 use crate::switch::unicast;
 use std::sync::Arc;
@@ -45,7 +45,6 @@ pub struct MediaPath {
     pump: Option<JoinHandle<PumpReport>>,
     audio: Option<AudioGuard>,
     fork: bool,
-    uuid: String,
     pub counters: Arc<PumpCounters>,
     /// DTMF digits found in the Skype party's audio, when in-band detection is on.
     inband: Option<mpsc::Receiver<char>>,
@@ -143,10 +142,8 @@ impl MediaPath {
         }
         if self.fork {
             if let Some(channel) = channel.filter(|c| !c.is_hung_up()) {
-                if let Ok(stop) = audio_fork_stop(&self.uuid) {
-                    if let Err(e) = channel.api(&stop).await {
-                        debug!(error = %e, "audio fork stop");
-                    }
+                if let Err(e) = channel.stop_audio_fork().await {
+                    debug!(error = %e, "audio fork stop");
                 }
             }
         }
@@ -186,7 +183,6 @@ pub async fn open(
         output = audio.ports.output,
         "Skype audio ports sent"
     );
-    let uuid = channel.uuid().to_string();
     let silence_var = channel.data().variable("send_silence_when_idle");
     let mode = match gw.settings.switch.media {
         MediaMode::Unicast if unicast::silence_when_idle_is_set(silence_var) => {
@@ -199,7 +195,7 @@ pub async fn open(
         mode => mode,
     };
     let (switch_side, fork) = match mode {
-        MediaMode::AudioFork => (open_fork(gw, &uuid, channel).await?, true),
+        MediaMode::AudioFork => (open_fork(gw, channel).await?, true),
         MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
     };
     let counters = Arc::new(PumpCounters::default());
@@ -221,7 +217,7 @@ pub async fn open(
             None,
             cancel.clone(),
         );
-        (tokio::spawn(run.in_current_span()), Some(inband))
+        (gw.tasks.spawn(run.in_current_span()), Some(inband))
     } else {
         let run = pump::run(
             audio.frames,
@@ -231,7 +227,7 @@ pub async fn open(
             None,
             cancel.clone(),
         );
-        (tokio::spawn(run.in_current_span()), None)
+        (gw.tasks.spawn(run.in_current_span()), None)
     };
     info!(?mode, inband_dtmf, "media flowing");
     Ok(MediaPath {
@@ -239,31 +235,18 @@ pub async fn open(
         pump: Some(pump),
         audio: Some(audio.guard),
         fork,
-        uuid,
         counters,
         inband,
     })
 }
 
-async fn open_fork(
-    gw: &Gateway,
-    uuid: &str,
-    channel: &ChannelControl,
-) -> Result<FrameDuplex, MediaError> {
+async fn open_fork(gw: &Gateway, channel: &ChannelControl) -> Result<FrameDuplex, MediaError> {
     let token = ForkToken::generate();
     let (url, pending) = gw.media.expect(&token);
-    let command =
-        audio_fork_start(uuid, &url, &token).map_err(|e| MediaError::Fork(e.to_string()))?;
-    let reply = channel
-        .api(&command)
+    channel
+        .start_audio_fork(&url, &token)
         .await
         .map_err(|e| MediaError::Fork(e.to_string()))?;
-    if !reply.trim_start().starts_with("+OK") {
-        return Err(MediaError::Fork(format!(
-            "uuid_audio_fork: {}",
-            reply.trim()
-        )));
-    }
     let fork = pending
         .wait(FORK_CONNECT_TIMEOUT)
         .await

@@ -14,22 +14,23 @@ pub mod commands;
 pub mod dialstring;
 pub mod interface;
 pub mod media_path;
-pub mod originate;
 pub mod registry;
+mod routing;
 
 use crate::config::{InterfaceConfig, Settings};
 use crate::shutdown::CancellationToken;
 use crate::skype::audio::PortAllocator;
-use crate::switch::inbound::InboundHandle;
 use crate::switch::media::MediaServer;
 use crate::switch::outbound::ChannelHandle;
 use crate::switch::unicast::UnicastPorts;
+use crate::switch::{HangupCause, SwitchLink};
 use dashmap::DashMap;
 use interface::InterfaceHandle;
 use registry::Registry;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 /// A call as `sk calls` shows it.
@@ -58,7 +59,7 @@ pub(crate) struct TransferNote {
 pub struct Shared {
     pub settings: Arc<Settings>,
     pub registry: Registry,
-    pub inbound: InboundHandle,
+    pub switch: SwitchLink,
     pub media: MediaServer,
     pub audio_ports: PortAllocator,
     pub unicast_ports: UnicastPorts,
@@ -74,6 +75,9 @@ pub struct Shared {
     pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
     pub cancel: CancellationToken,
+    /// Every task of the gateway (interfaces, calls and their helpers), so a stop can wait for
+    /// them to wind down.
+    pub tasks: TaskTracker,
 }
 
 /// Cheap to clone; every task holds one.
@@ -90,7 +94,7 @@ impl std::ops::Deref for Gateway {
 impl Gateway {
     pub fn new(
         settings: Arc<Settings>,
-        inbound: InboundHandle,
+        switch: SwitchLink,
         media: MediaServer,
         cancel: CancellationToken,
     ) -> Gateway {
@@ -99,7 +103,7 @@ impl Gateway {
         Gateway(Arc::new(Shared {
             settings,
             registry: Registry::new(),
-            inbound,
+            switch,
             media,
             audio_ports,
             unicast_ports,
@@ -111,6 +115,7 @@ impl Gateway {
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
             cancel,
+            tasks: TaskTracker::new(),
         }))
     }
 
@@ -159,21 +164,28 @@ impl Gateway {
                     Some((_, waiter)) => {
                         if let Err(channel) = waiter.send(channel) {
                             warn!(call = %uuid, "inbound call gave up before its socket connected");
-                            tokio::spawn(async move {
-                                let _ = channel.control.hangup("ORIGINATOR_CANCEL").await;
+                            self.tasks.spawn(async move {
+                                let _ = channel
+                                    .control
+                                    .hangup_with(HangupCause::OriginatorCancel)
+                                    .await;
                             });
                         }
                     }
                     None => {
                         warn!(call = %uuid, "socket connection for an inbound call nobody waits for; hanging up");
-                        tokio::spawn(async move {
-                            let _ = channel.control.hangup("NORMAL_TEMPORARY_FAILURE").await;
+                        self.tasks.spawn(async move {
+                            let _ = channel
+                                .control
+                                .hangup_with(HangupCause::NormalTemporaryFailure)
+                                .await;
                         });
                     }
                 }
                 continue;
             }
-            tokio::spawn(call::place_outbound(self.clone(), channel));
+            self.tasks
+                .spawn(routing::place_outbound(self.clone(), channel));
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod channel;
 mod channel_data;
+mod commands;
 mod events;
 
 pub use channel::{ChannelControl, ChannelHandle, ExecuteComplete};

@@ -2,11 +2,12 @@
 //! FreeSWITCH is unreachable, skips what the ledger already knows, records what FreeSWITCH
 //! accepted, and then tells the listener's subscribers.
 
-use super::fs_link::{EventLink, LinkError};
 use super::ledger::Ledger;
 use super::message::IncomingChat;
 use crate::shutdown::CancellationToken;
+use crate::switch::event_link::LinkError;
 use crate::switch::listener::EventBus;
+use crate::switch::SwitchLink;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
@@ -35,7 +36,7 @@ pub enum DeliveryError {
 
 struct Towards {
     ledger: Ledger,
-    link: EventLink,
+    link: SwitchLink,
 }
 
 pub struct Delivery {
@@ -45,7 +46,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(link: EventLink, bus: EventBus, ledger: Ledger) -> Delivery {
+    pub fn new(link: SwitchLink, bus: EventBus, ledger: Ledger) -> Delivery {
         Delivery {
             bus,
             state: Mutex::new(Towards { ledger, link }),
@@ -74,7 +75,7 @@ impl Delivery {
         let uuid = loop {
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
-                attempt = state.link.sendevent("MESSAGE", &headers, &chat.body) => attempt,
+                attempt = state.link.fire("MESSAGE", &headers, &chat.body) => attempt,
             };
             match attempt {
                 Ok(uuid) => break uuid,

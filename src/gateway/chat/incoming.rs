@@ -50,6 +50,7 @@ impl InterfaceChat {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let missed = Arc::new(AtomicBool::new(false));
         let span = tracing::info_span!("chat", interface = %cfg.name);
+        let tasks = gw.tasks.clone();
         let worker = Worker {
             gw,
             cfg,
@@ -60,7 +61,7 @@ impl InterfaceChat {
             pending: BTreeSet::new(),
             search_needed: false,
         };
-        tokio::spawn(worker.run().instrument(span));
+        tasks.spawn(worker.run().instrument(span));
         InterfaceChat { tx, missed }
     }
 
@@ -112,7 +113,7 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let mut link = self.gw.inbound.state();
+        let mut link = self.gw.switch.state();
         let mut link_up = *link.borrow_and_update() == LinkState::Up;
         loop {
             self.drain_inputs();

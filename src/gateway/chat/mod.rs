@@ -8,7 +8,6 @@
 //! keys in `[state] dir`.
 
 pub mod delivery;
-pub mod fs_link;
 pub mod incoming;
 pub mod ledger;
 pub mod message;
@@ -58,7 +57,7 @@ impl ChatService {
 /// chat requests arriving from FreeSWITCH.
 pub fn start(gw: &Gateway, events: EventBus) {
     let gw = gw.clone();
-    tokio::spawn(async move {
+    gw.clone().tasks.spawn(async move {
         let dir = gw.settings.state.dir.clone();
         let loaded = {
             let dir = dir.clone();
@@ -76,9 +75,7 @@ pub fn start(gw: &Gateway, events: EventBus) {
             }
         };
         info!(state = %ledger.path().display(), known = ledger.len(), "chat delivery started");
-        let link =
-            fs_link::EventLink::new(gw.settings.switch.esl, gw.settings.switch_password.clone());
-        let delivery = Arc::new(Delivery::new(link, events, ledger));
+        let delivery = Arc::new(Delivery::new(gw.switch.clone(), events, ledger));
         gw.chat.delivery.send_replace(Some(delivery));
         requests::serve(gw).await;
     });

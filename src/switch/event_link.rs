@@ -1,12 +1,18 @@
-//! A connection of its own to FreeSWITCH's event socket that fires chat MESSAGE events with
-//! their header names exactly as written. The ESL client library title-cases header names it
-//! does not know (`proto` would reach FreeSWITCH and every subscriber as `Proto`), while
-//! scripts match the lower-case names the original module and Sofia use.
+//! A connection of its own to FreeSWITCH's event socket that fires events (chat MESSAGEs,
+//! command results) with their header names exactly as written.
+//!
+//! Why a second connection beside the inbound one: freeswitch-esl-tokio 2.8 title-cases every
+//! header name without an underscore when it builds a `sendevent` (`proto` reaches FreeSWITCH
+//! and every subscriber as `Proto`; pinned by `tests/fs_inbound.rs`), while scripts match the
+//! lower-case names the original module and Sofia use. The crate has no raw-command path
+//! (`EslCommand` is closed, and its client owns a concrete `TcpStream`), so the fix cannot be
+//! wrapped around that connection. One writer serves every role that fires events.
 
 use crate::config::Secret;
 use crate::switch::esl::frame::{encode_command, Limits, MessageDecoder};
 use futures_util::StreamExt as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -132,5 +138,30 @@ impl EventLink {
             Some(uuid) => Ok(uuid.trim().to_string()),
             None => Err(LinkError::Refused(reply)),
         }
+    }
+}
+
+/// The one exact-case event connection, shared by everything that fires events; sends are
+/// serialized on it.
+#[derive(Clone)]
+pub struct EventWriter {
+    link: Arc<tokio::sync::Mutex<EventLink>>,
+}
+
+impl EventWriter {
+    pub fn new(addr: SocketAddr, password: Secret) -> EventWriter {
+        EventWriter {
+            link: Arc::new(tokio::sync::Mutex::new(EventLink::new(addr, password))),
+        }
+    }
+
+    /// See [`EventLink::sendevent`]; cancel-safe the same way.
+    pub async fn sendevent(
+        &self,
+        name: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<String, LinkError> {
+        self.link.lock().await.sendevent(name, headers, body).await
     }
 }

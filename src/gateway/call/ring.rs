@@ -1,0 +1,87 @@
+//! An incoming ring before its call starts: who is calling, and whether this interface takes
+//! the ring. Several interfaces logged in as one account all see the same ring; the first to
+//! claim (account, caller) takes it, so one Skype call makes one FreeSWITCH call.
+
+use super::CallContext;
+use crate::gateway::registry::Reservation;
+use crate::skype::api::{CallEvent, CallId, CallProperty, Command, Notification};
+use crate::skype::session::SessionHandle;
+use dashmap::mapref::entry::Entry;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// How long a transfer note (spec 5.4) names the interface a transferred call came from.
+const TRANSFER_NOTE_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The caller of a ring this interface took.
+pub(super) struct Caller {
+    pub handle: String,
+    pub name: String,
+    /// The (account, caller) key this interface holds in `ring_claims` until the call ends.
+    pub claim: (String, String),
+    /// The account that transferred the call here, when it was transferred.
+    pub initial_skype_user: Option<String>,
+}
+
+/// Reads the caller and claims the ring; `None` when a sibling interface took it already
+/// (the reservation is then given back).
+pub(super) async fn take(
+    ctx: &CallContext,
+    id: CallId,
+    reservation: Reservation,
+) -> Option<Caller> {
+    let handle = partner(&ctx.session, id, CallProperty::PartnerHandle)
+        .await
+        .unwrap_or_default();
+    let name = partner(&ctx.session, id, CallProperty::PartnerDispname)
+        .await
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| handle.clone());
+    let claim = (
+        ctx.cfg.skype_user.to_ascii_lowercase(),
+        handle.to_ascii_lowercase(),
+    );
+    match ctx.gw.ring_claims.entry(claim.clone()) {
+        Entry::Occupied(taken) => {
+            debug!(caller = %handle, by = taken.get(), "ring already taken by a sibling interface");
+            drop(reservation);
+            return None;
+        }
+        Entry::Vacant(free) => {
+            free.insert(ctx.cfg.id);
+        }
+    }
+    reservation.commit();
+    let initial_skype_user = ctx
+        .gw
+        .transfers
+        .remove(&ctx.cfg.id)
+        .map(|(_, note)| note)
+        .filter(|n| {
+            n.at.elapsed() < TRANSFER_NOTE_LIFETIME && n.caller.eq_ignore_ascii_case(&handle)
+        })
+        .map(|n| n.initial_skype_user);
+    Some(Caller {
+        handle,
+        name,
+        claim,
+        initial_skype_user,
+    })
+}
+
+async fn partner(session: &SessionHandle, id: CallId, property: CallProperty) -> Option<String> {
+    match session.request(Command::GetCall { id, property }).await {
+        Ok(Notification::Call {
+            event: CallEvent::PartnerHandle(v) | CallEvent::PartnerDispname(v),
+            ..
+        }) => Some(v),
+        Ok(other) => {
+            debug!(reply = %other, "unexpected reply");
+            None
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the caller");
+            None
+        }
+    }
+}
