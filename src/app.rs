@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// How long a stop waits for the listener and the calls to wind down.
+/// How long each step of a stop waits: the calls' teardown, then the other tasks.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What `status` on the listener adds: one line per interface.
@@ -101,8 +101,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 )
             })?;
     info!(listen = %settings.switch.outbound_listen, "waiting for FreeSWITCH socket connections");
-    tokio::spawn(acceptor.run(channels_tx, stop.child_token()));
-    tokio::spawn(gateway.clone().dispatch_channels(channels_rx));
+    gateway
+        .tasks
+        .spawn(acceptor.run(channels_tx, stop.child_token()));
+    gateway
+        .tasks
+        .spawn(gateway.clone().dispatch_channels(channels_rx));
 
     let status: Arc<dyn StatusSource> = Arc::new(GatewayStatus(gateway.clone()));
     let table = Arc::new(CommandTable::with_builtins(
@@ -127,7 +131,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Ok(signal) => info!(signal, "stopping"),
         Err(err) => warn!(error = %err, "cannot watch signals; stopping"),
     }
+    // Calls first, while the clients, the switch link and the listener still serve them.
+    let stopping = Instant::now();
+    let ended = gateway.stop_calls(settings.calls.drain(), STOP_GRACE).await;
     stop.cancel();
+    gateway.tasks.close();
+    if tokio::time::timeout(STOP_GRACE, gateway.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("some gateway tasks did not stop in time");
+    }
     if tokio::time::timeout(STOP_GRACE, listener_task)
         .await
         .is_err()
@@ -137,7 +151,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(supervisor) = supervisor {
         supervisor.stopped().await;
     }
-    info!("stopped");
+    info!(
+        calls_ended = ended,
+        took_ms = stopping.elapsed().as_millis() as u64,
+        "stopped"
+    );
     Ok(())
 }
 

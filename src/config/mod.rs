@@ -210,6 +210,9 @@ pub struct CallSettings {
     /// From `originate` to its `socket` connecting back (the dialplan answered).
     #[serde(default = "defaults::originate_timeout_secs")]
     pub originate_timeout_secs: f64,
+    /// On SIGTERM, how long live calls may go on before they are ended with SYSTEM_SHUTDOWN.
+    #[serde(default)]
+    pub drain_secs: f64,
 }
 
 impl CallSettings {
@@ -224,6 +227,9 @@ impl CallSettings {
     }
     pub fn originate_timeout(&self) -> std::time::Duration {
         secs(self.originate_timeout_secs)
+    }
+    pub fn drain(&self) -> std::time::Duration {
+        secs(self.drain_secs)
     }
 }
 
@@ -805,6 +811,7 @@ mod defaults {
             ring_timeout_secs: ring_timeout_secs(),
             answer_timeout_secs: answer_timeout_secs(),
             originate_timeout_secs: originate_timeout_secs(),
+            drain_secs: 0.0,
         }
     }
     pub fn log() -> LogSettings {

@@ -98,6 +98,15 @@ pub fn call_timers(calls: &CallSettings, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    if !(calls.drain_secs >= 0.0 && calls.drain_secs <= 3_600.0) {
+        problems.push(Problem::new(
+            "calls.drain_secs",
+            format!(
+                "{} must be a number of seconds from 0 to 3600",
+                calls.drain_secs
+            ),
+        ));
+    }
 }
 
 pub fn log_level(level: &str, problems: &mut Vec<Problem>) {

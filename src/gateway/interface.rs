@@ -155,7 +155,7 @@ impl Actor {
             } => {
                 let (route, inbox, serial) = self.new_route();
                 self.unbound = Some(route);
-                self.gw.tasks.spawn(call::run_outbound(call::Outbound {
+                self.gw.call_tasks.spawn(call::run_outbound(call::Outbound {
                     ctx: self.call_context(serial),
                     destination,
                     channel,
@@ -289,11 +289,16 @@ impl Actor {
 
     /// An incoming ring: take it if idle, else think about a transfer (spec 5.4).
     fn on_ring(&mut self, id: CallId) {
+        if self.gw.is_draining() {
+            info!(skype_call = %id, "incoming call refused: the sidecar is stopping");
+            call::reject(&self.session, id);
+            return;
+        }
         match self.gw.registry.claim_for_ring(self.cfg.id) {
             Ok(reservation) => {
                 let (route, inbox, serial) = self.new_route();
                 self.calls.insert(id, route);
-                self.gw.tasks.spawn(call::run_inbound(call::Inbound {
+                self.gw.call_tasks.spawn(call::run_inbound(call::Inbound {
                     ctx: self.call_context(serial),
                     skype_call: id,
                     reservation,

@@ -28,7 +28,7 @@ use dashmap::DashMap;
 use interface::InterfaceHandle;
 use registry::Registry;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -75,9 +75,16 @@ pub struct Shared {
     pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
     pub cancel: CancellationToken,
-    /// Every task of the gateway (interfaces, calls and their helpers), so a stop can wait for
-    /// them to wind down.
+    /// Every task of the gateway but the calls (interfaces, chats, helpers), so a stop can
+    /// wait for them to wind down.
     pub tasks: TaskTracker,
+    /// The call tasks, waited for apart: they end first, while the clients and the switch link
+    /// are still there to hear the hangups.
+    pub(crate) call_tasks: TaskTracker,
+    /// Set when the sidecar starts stopping: no new call is taken.
+    pub(crate) draining: CancellationToken,
+    /// Ends every live call with SYSTEM_SHUTDOWN.
+    pub(crate) calls_stop: CancellationToken,
 }
 
 /// Cheap to clone; every task holds one.
@@ -114,8 +121,11 @@ impl Gateway {
             live_calls: DashMap::new(),
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
+            calls_stop: cancel.child_token(),
             cancel,
             tasks: TaskTracker::new(),
+            call_tasks: TaskTracker::new(),
+            draining: CancellationToken::new(),
         }))
     }
 
@@ -138,6 +148,46 @@ impl Gateway {
         handle.stop.cancel();
         self.registry.remove(id);
         Some(handle.cfg)
+    }
+
+    /// The first half of a stop: no new calls; live calls may go on for `drain`, then they
+    /// are ended with SYSTEM_SHUTDOWN and given up to `grace` to tear down. Returns how many
+    /// calls were still up when their time ran out.
+    pub async fn stop_calls(&self, drain: Duration, grace: Duration) -> usize {
+        self.draining.cancel();
+        self.call_tasks.close();
+        let live = self.live_calls.len();
+        if live > 0 {
+            info!(
+                live,
+                drain_secs = drain.as_secs_f64(),
+                "stopping: no new calls; live calls may go on for the drain time"
+            );
+        }
+        if tokio::time::timeout(drain, self.call_tasks.wait())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let left = self.live_calls.len();
+        info!(calls = left, "ending the live calls (SYSTEM_SHUTDOWN)");
+        self.calls_stop.cancel();
+        if tokio::time::timeout(grace, self.call_tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                calls = self.live_calls.len(),
+                "calls did not finish their teardown in time"
+            );
+        }
+        left
+    }
+
+    /// Whether a stop has begun; no new call is taken then.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
     }
 
     pub fn interface_by_name(&self, name: &str) -> Option<InterfaceHandle> {

@@ -45,6 +45,10 @@ fn route(
     gw: &Gateway,
     channel: &ChannelHandle,
 ) -> Result<(InterfaceHandle, Handle, Reservation), HangupCause> {
+    if gw.is_draining() {
+        warn!("refusing call: the sidecar is stopping");
+        return Err(SkypeOutcome::NoIdleInterface.cause());
+    }
     let number = channel.data().destination_number().unwrap_or("");
     let target = dialstring::parse(number).map_err(|e| {
         warn!(error = %e, "refusing call");

@@ -396,6 +396,41 @@ impl SkypeSide {
         ));
     }
 
+    /// Sends SIGTERM to the sidecar and returns at once.
+    pub fn sigterm_sidecar(&self) {
+        if let Some(child) = &self.sidecar {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Waits up to `within` for the sidecar to exit: its exit status, or `None` when it was
+    /// still running (it is killed then).
+    pub async fn wait_sidecar_exit(
+        &mut self,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.sidecar.take()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Starts the sidecar again (after it stopped) and waits for every interface to be IDLE.
+    pub async fn restart_sidecar(&mut self) {
+        self.start_sidecar();
+        self.wait_all_idle().await;
+    }
+
     pub fn stop_sidecar(&mut self) {
         if let Some(mut child) = self.sidecar.take() {
             // SAFETY: kill(2) on our own child.

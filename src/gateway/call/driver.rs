@@ -7,7 +7,7 @@ use super::machine::{
     Setup, SkypeInput, Timeouts, Timer,
 };
 use super::ring::{self, Caller};
-use super::{reject, CallContext, CallDone, CallInput, Inbound, Outbound};
+use super::{CallContext, CallDone, CallInput, Inbound, Outbound};
 use crate::config::MediaMode;
 use crate::gateway::media_path::{self, MediaEvent, MediaPath};
 use crate::gateway::registry::Direction;
@@ -28,6 +28,8 @@ use tracing::{debug, info, warn, Instrument};
 
 /// Digits waiting to be sent to Skype on one call.
 const DTMF_QUEUE: usize = 32;
+/// How long the client may take to confirm a Skype hangup.
+const SKYPE_HANGUP_WAIT: Duration = Duration::from_secs(2);
 /// How long FreeSWITCH may take to confirm that it answered the channel.
 const CHANNEL_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
@@ -208,7 +210,7 @@ impl Driver {
             .min_by_key(|(_, at)| **at)
             .map(|(t, at)| (*t, *at));
         tokio::select! {
-            _ = self.ctx.gw.cancel.cancelled() => Woke::Shutdown,
+            _ = self.ctx.gw.calls_stop.cancelled() => Woke::Shutdown,
             done = self.background.join_next(), if !self.background.is_empty() => Woke::Background(done),
             timer = fire(next_timer) => Woke::Timer(timer),
             input = self.inbox.recv(), if !placing => Woke::Inbox(input),
@@ -375,15 +377,32 @@ impl Driver {
                     debug!(error = %e, "uuid_kill after the Skype side ended");
                 }
             }
-            Action::RejectSkype => {
-                if let Some(skype_call) = self.skype_call {
-                    reject(&self.ctx.session, skype_call);
-                }
-            }
+            Action::RejectSkype => self.hang_up_skype().await,
             Action::CountFailure => gw.registry.count_failure(id, self.direction),
             Action::Ended(_) => {}
         }
         None
+    }
+
+    /// `ALTER CALL <id> HANGUP`, waiting (briefly) for the client to take it, so that a stop
+    /// right after the call cannot cut the link before the hangup left; then `END HANGUP`.
+    async fn hang_up_skype(&self) {
+        let Some(id) = self.skype_call else { return };
+        let hangup = Command::AlterCall {
+            id,
+            action: CallAction::Hangup,
+        };
+        match tokio::time::timeout(SKYPE_HANGUP_WAIT, self.ctx.session.request(hangup)).await {
+            Ok(Ok(_)) => debug!("Skype call hung up"),
+            Ok(Err(e)) => debug!(error = %e, "Skype hangup not confirmed"),
+            Err(_) => debug!("Skype hangup not confirmed in time"),
+        }
+        if let Err(e) = self.ctx.session.send(Command::AlterCall {
+            id,
+            action: CallAction::EndHangup,
+        }) {
+            debug!(error = %e, "cannot send END HANGUP to the client");
+        }
     }
 
     fn publish(&self) {

@@ -242,7 +242,10 @@ impl Worker {
         };
         match delivery.deliver(&chat, &self.stop).await {
             Ok(Delivered::Accepted(_)) | Ok(Delivered::Duplicate) => self.mark_seen(id).await,
-            Err(DeliveryError::Cancelled) => Step::Stopped,
+            Err(DeliveryError::Cancelled) => {
+                info!(chat_id = %id, "stopping before the chat reached FreeSWITCH; it stays unseen in the client and comes again after a restart");
+                Step::Stopped
+            }
             Err(e @ DeliveryError::Refused(_)) => {
                 warn!(chat_id = %id, error = %e, "chat message not delivered; left unseen in the client");
                 Step::Done

@@ -216,6 +216,8 @@ pub struct Recorded {
     pub sendmsgs: Vec<SentMsg>,
     /// Every command line received on any connection.
     pub commands: Vec<String>,
+    /// `sendevent`s closed unanswered by [`State::dropping_events`].
+    pub dropped_events: usize,
 }
 
 pub struct State {
@@ -229,6 +231,8 @@ pub struct State {
     pub recorded: Recorded,
     /// Close the inbound connection instead of answering the next `api` starting with this.
     pub drop_on_api: Option<String>,
+    /// `sendevent` of these event names closes the connection instead of firing.
+    pub dropping_events: Vec<String>,
     pub deferred: mpsc::UnboundedSender<Deferred>,
     /// `originate` destinations that fail, with their cause (`busy` → USER_BUSY ...).
     pub failing_destinations: HashMap<String, String>,
@@ -256,6 +260,7 @@ impl State {
             session_counter: 0,
             recorded: Recorded::default(),
             drop_on_api: None,
+            dropping_events: Vec::new(),
             deferred,
             failing_destinations: HashMap::new(),
             never_answering: HashSet::new(),

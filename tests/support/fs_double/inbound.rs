@@ -95,6 +95,18 @@ fn inbound_command(
         st.end_command(sub, wire::command_reply("-ERR command not found"));
         return true;
     }
+    if word == "sendevent" {
+        let name = command.rest().split(' ').next().unwrap_or("");
+        if st
+            .dropping_events
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            st.recorded.dropped_events += 1;
+            close(st, sub, false);
+            return false;
+        }
+    }
     if word == "api" {
         if let Some(prefix) = st.drop_on_api.clone() {
             if command.rest().starts_with(&prefix) {

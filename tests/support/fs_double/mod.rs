@@ -248,6 +248,13 @@ impl FsDouble {
             .with(|st| st.drop_on_api = Some(prefix.to_string()));
     }
 
+    /// While set, a `sendevent <name>` closes its connection instead of firing the event (a
+    /// switch that goes away mid-request, again and again); `None` fires them again.
+    pub fn drop_sendevents(&self, name: Option<&str>) {
+        self.core
+            .with(|st| st.dropping_events = name.map(|n| vec![n.to_string()]).unwrap_or_default());
+    }
+
     /// `originate` to `loopback/<dest>` fails with `-ERR <cause>`.
     pub fn fail_destination(&self, dest: &str, cause: &str) {
         self.core.with(|st| {
