@@ -1,29 +1,19 @@
-//! Carries a call machine's actions out: it owns the call's sockets, timers and background
-//! requests, turns what they report into machine inputs, and always ends with the cleanup
-//! that hands the interface back.
+//! The machine's actions, carried out on the call's channel, its Skype session and the
+//! gateway's shared state.
 
-use super::machine::{
-    Action, AnswerFailure, CallMachine, ChannelInput, ChannelVar, Input, MediaInput, PlaceFailure,
-    Setup, SkypeInput, Timeouts, Timer,
-};
-use super::ring::{self, Caller};
-use super::{CallContext, CallDone, CallInput, Inbound, Outbound};
+use super::{Background, Driver};
 use crate::config::MediaMode;
-use crate::gateway::media_path::{self, MediaEvent, MediaPath};
+use crate::gateway::call::machine::{Action, AnswerFailure, ChannelVar, Input, PlaceFailure};
+use crate::gateway::call::CallDone;
+use crate::gateway::media_path;
 use crate::gateway::registry::Direction;
 use crate::gateway::LiveCall;
-use crate::skype::api::{
-    CallAction, CallEvent, CallId, CallStatus, Command, Handle, Incoming, Notification,
-    ProfileProperty,
-};
+use crate::skype::api::{CallAction, Command, Notification, ProfileProperty};
 use crate::skype::session::SessionError;
 use crate::switch::originate::InboundOriginate;
-use crate::switch::outbound::{ChannelControl, ChannelEvent, ChannelHandle};
 use crate::switch::HangupCause;
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 /// Digits waiting to be sent to Skype on one call.
@@ -33,293 +23,9 @@ const SKYPE_HANGUP_WAIT: Duration = Duration::from_secs(2);
 /// How long FreeSWITCH may take to confirm that it answered the channel.
 const CHANNEL_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
-/// The outbound call task.
-pub(crate) async fn run_outbound(call: Outbound) {
-    let Outbound {
-        ctx,
-        destination,
-        channel,
-        reservation,
-        inbox,
-    } = call;
-    let uuid = channel.uuid().to_string();
-    let span = tracing::info_span!("call", interface = %ctx.cfg.name, call = %uuid,
-                                   skype_call = tracing::field::Empty);
-    async move {
-        reservation.commit();
-        ctx.gw.registry.set_uuid(ctx.cfg.id, &uuid);
-        ctx.gw.registry.count_call(ctx.cfg.id, Direction::Outbound);
-        let setup = Setup {
-            direction: Direction::Outbound,
-            timeouts: timeouts(&ctx),
-            pstn: destination.as_str().starts_with('+'),
-        };
-        let (control, events) = channel.into_parts();
-        let mut driver = Driver::new(ctx, Direction::Outbound, uuid, destination.as_str(), inbox);
-        driver.destination = Some(destination);
-        driver.channel = Some(control);
-        driver.channel_events = Some(events);
-        driver.run(CallMachine::outbound(setup)).await;
-    }
-    .instrument(span)
-    .await
-}
-
-/// The inbound call task.
-pub(crate) async fn run_inbound(call: Inbound) {
-    let Inbound {
-        ctx,
-        skype_call,
-        reservation,
-        inbox,
-    } = call;
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("call", interface = %ctx.cfg.name, call = %uuid, skype_call = %skype_call);
-    async move {
-        let Some(caller) = ring::take(&ctx, skype_call, reservation).await else {
-            ctx.gw.registry.release(ctx.cfg.id);
-            let _ = ctx.done.send(CallDone { serial: ctx.serial }).await;
-            return;
-        };
-        ctx.gw.registry.set_uuid(ctx.cfg.id, &uuid);
-        ctx.gw.registry.count_call(ctx.cfg.id, Direction::Inbound);
-        info!(caller = %caller.handle, name = %caller.name, destination = %ctx.cfg.destination,
-              "incoming Skype call");
-        let setup = Setup {
-            direction: Direction::Inbound,
-            timeouts: timeouts(&ctx),
-            pstn: false,
-        };
-        let (socket_tx, socket_rx) = oneshot::channel();
-        ctx.gw.pending_inbound.insert(uuid.clone(), socket_tx);
-        let mut driver = Driver::new(ctx, Direction::Inbound, uuid, &caller.handle, inbox);
-        driver.skype_call = Some(skype_call);
-        driver.caller = Some(caller);
-        driver.socket = Some(socket_rx);
-        driver.run(CallMachine::inbound(setup)).await;
-    }
-    .instrument(span)
-    .await
-}
-
-fn timeouts(ctx: &CallContext) -> Timeouts {
-    let calls = &ctx.gw.settings.calls;
-    Timeouts {
-        setup: calls.setup_timeout(),
-        ring: calls.ring_timeout(),
-        answer: calls.answer_timeout(),
-        originate: calls.originate_timeout(),
-    }
-}
-
-/// Results of the call's requests that run while it keeps listening.
-enum Background {
-    Placed(Result<CallId, PlaceFailure>),
-    Originated(Result<(), ()>),
-}
-
-/// What woke the call up.
-enum Woke {
-    Shutdown,
-    Background(Option<Result<Background, tokio::task::JoinError>>),
-    Timer(Timer),
-    Inbox(Option<CallInput>),
-    Channel(Option<ChannelEvent>),
-    Media(MediaEvent),
-    Socket(Result<ChannelHandle, oneshot::error::RecvError>),
-}
-
-struct Driver {
-    ctx: CallContext,
-    direction: Direction,
-    uuid: String,
-    /// The Skype party as `sk calls` shows it.
-    remote: String,
-    destination: Option<Handle>,
-    caller: Option<Caller>,
-    skype_call: Option<CallId>,
-    channel: Option<ChannelControl>,
-    channel_events: Option<mpsc::Receiver<ChannelEvent>>,
-    /// Inbound: the `socket` connection FreeSWITCH makes once it answered.
-    socket: Option<oneshot::Receiver<ChannelHandle>>,
-    media: Option<MediaPath>,
-    /// Feeds the task that sends this call's DTMF to Skype, one digit after the other.
-    dtmf_out: Option<mpsc::Sender<Command>>,
-    timers: HashMap<Timer, tokio::time::Instant>,
-    /// Dropped with the call, which cancels whatever still runs.
-    background: JoinSet<Background>,
-    inbox: mpsc::Receiver<CallInput>,
-    started: Instant,
-}
-
 impl Driver {
-    fn new(
-        ctx: CallContext,
-        direction: Direction,
-        uuid: String,
-        remote: &str,
-        inbox: mpsc::Receiver<CallInput>,
-    ) -> Driver {
-        Driver {
-            ctx,
-            direction,
-            uuid,
-            remote: remote.to_string(),
-            destination: None,
-            caller: None,
-            skype_call: None,
-            channel: None,
-            channel_events: None,
-            socket: None,
-            media: None,
-            dtmf_out: None,
-            timers: HashMap::new(),
-            background: JoinSet::new(),
-            inbox,
-            started: Instant::now(),
-        }
-    }
-
-    async fn run(mut self, mut machine: CallMachine) {
-        let mut queue = VecDeque::from([Input::Start]);
-        loop {
-            while let Some(input) = queue.pop_front() {
-                for action in machine.step(input) {
-                    if let Some(result) = self.perform(action).await {
-                        queue.push_back(result);
-                    }
-                }
-            }
-            if machine.is_over() {
-                break;
-            }
-            let woke = self.wait(machine.placing()).await;
-            if let Some(input) = self.input(woke) {
-                queue.push_back(input);
-            }
-        }
-        self.finish().await;
-    }
-
-    /// Waits for the next thing that happens to the call. Cancel-safe: every branch either
-    /// loses nothing when dropped or is polled to completion by this select.
-    async fn wait(&mut self, placing: bool) -> Woke {
-        let next_timer = self
-            .timers
-            .iter()
-            .min_by_key(|(_, at)| **at)
-            .map(|(t, at)| (*t, *at));
-        tokio::select! {
-            _ = self.ctx.gw.calls_stop.cancelled() => Woke::Shutdown,
-            done = self.background.join_next(), if !self.background.is_empty() => Woke::Background(done),
-            timer = fire(next_timer) => Woke::Timer(timer),
-            input = self.inbox.recv(), if !placing => Woke::Inbox(input),
-            event = next_channel_event(&mut self.channel_events) => Woke::Channel(event),
-            event = media_event(&mut self.media) => Woke::Media(event),
-            socket = socket_connects(&mut self.socket) => Woke::Socket(socket),
-        }
-    }
-
-    /// The machine input for what woke the call, if it means anything to it.
-    fn input(&mut self, woke: Woke) -> Option<Input> {
-        match woke {
-            Woke::Shutdown => Some(Input::Shutdown),
-            Woke::Background(None) => None,
-            Woke::Background(Some(Err(e))) => {
-                warn!(error = %e, "a request of the call failed");
-                None
-            }
-            Woke::Background(Some(Ok(Background::Placed(result)))) => {
-                if let Ok(id) = result {
-                    self.skype_call = Some(id);
-                    tracing::Span::current().record("skype_call", tracing::field::display(id));
-                }
-                Some(Input::Placed(result.map(|_| ())))
-            }
-            Woke::Background(Some(Ok(Background::Originated(result)))) => {
-                Some(Input::Originated(result))
-            }
-            Woke::Timer(timer) => {
-                self.timers.remove(&timer);
-                Some(Input::Timer(timer))
-            }
-            // The interface stopped.
-            Woke::Inbox(None) => Some(Input::Shutdown),
-            Woke::Inbox(Some(input)) => self.skype_input(input).map(Input::Skype),
-            Woke::Channel(event) => self.channel_input(event).map(Input::Channel),
-            Woke::Media(MediaEvent::Stopped(why)) => {
-                info!(%why, "media path stopped");
-                Some(Input::Media(MediaInput::Stopped))
-            }
-            Woke::Media(MediaEvent::InbandDigit(digit)) => {
-                Some(Input::Media(MediaInput::InbandDigit(digit)))
-            }
-            Woke::Socket(Ok(channel)) => {
-                let (control, events) = channel.into_parts();
-                self.channel = Some(control);
-                self.channel_events = Some(events);
-                Some(Input::SocketConnected)
-            }
-            // The gateway dropped the waiter: it is stopping.
-            Woke::Socket(Err(_)) => Some(Input::Shutdown),
-        }
-    }
-
-    fn skype_input(&self, input: CallInput) -> Option<SkypeInput> {
-        let incoming: Incoming = match input {
-            CallInput::ClientGone(reason) => {
-                warn!(%reason, "Skype client gone");
-                return Some(SkypeInput::ClientGone);
-            }
-            CallInput::NotOnline => return Some(SkypeInput::NotOnline),
-            CallInput::Skype(incoming) => incoming,
-        };
-        let Notification::Call { event, .. } = &incoming.notification else {
-            return None;
-        };
-        match event {
-            CallEvent::Status(status) => Some(SkypeInput::Status(status.clone())),
-            // A tagged DTMF is the echo of our own `SET CALL .. DTMF`, not a remote key press.
-            CallEvent::Dtmf(digits) if incoming.tag.is_none() => Some(SkypeInput::Dtmf {
-                digits: digits.clone(),
-                bridged: self.bridged(),
-                also_when_bridged: self.flag(
-                    "skype_add_outband_dtmf_also_when_bridged",
-                    self.ctx.cfg.skype_add_outband_dtmf_also_when_bridged,
-                ),
-            }),
-            CallEvent::FailureReason(n) => Some(SkypeInput::FailureReason(*n)),
-            CallEvent::VmDuration(0) => Some(SkypeInput::Status(CallStatus::InProgress)),
-            _ => None,
-        }
-    }
-
-    fn channel_input(&mut self, event: Option<ChannelEvent>) -> Option<ChannelInput> {
-        match event {
-            None => {
-                self.channel_events = None;
-                Some(ChannelInput::Closed)
-            }
-            Some(ChannelEvent::Dtmf { digit, .. }) => Some(ChannelInput::Dtmf(digit)),
-            Some(ChannelEvent::Hangup { cause }) | Some(ChannelEvent::HangupComplete { cause }) => {
-                info!(%cause, "FreeSWITCH side hung up");
-                Some(ChannelInput::HungUp)
-            }
-            Some(ChannelEvent::Disconnected { reason }) => {
-                info!(%reason, "FreeSWITCH socket closed");
-                self.channel_events = None;
-                Some(ChannelInput::Closed)
-            }
-            Some(ChannelEvent::Custom { subclass, .. }) => {
-                debug!(%subclass, "channel custom event");
-                None
-            }
-            Some(_) => None,
-        }
-    }
-
     /// Does one action; the ones that ask something return the answer as the next input.
-    async fn perform(&mut self, action: Action) -> Option<Input> {
+    pub(super) async fn perform(&mut self, action: Action) -> Option<Input> {
         let gw = self.ctx.gw.clone();
         let id = self.ctx.cfg.id;
         match action {
@@ -645,7 +351,7 @@ impl Driver {
         );
     }
 
-    fn bridged(&self) -> bool {
+    pub(super) fn bridged(&self) -> bool {
         self.channel.as_ref().is_some_and(|c| {
             c.data().variable("bridge_uuid").is_some() || c.data().variable("signal_bond").is_some()
         })
@@ -653,7 +359,7 @@ impl Driver {
 
     /// A per-call switch: the channel variable when the channel sets it, else the interface's
     /// setting. Booleans as the original read them: `true` or `1`.
-    fn flag(&self, name: &str, default: bool) -> bool {
+    pub(super) fn flag(&self, name: &str, default: bool) -> bool {
         self.channel
             .as_ref()
             .and_then(|c| c.data().variable(name))
@@ -662,7 +368,7 @@ impl Driver {
     }
 
     /// Gives everything the call held back and tells the interface it is free.
-    async fn finish(mut self) {
+    pub(super) async fn finish(mut self) {
         let gw = self.ctx.gw.clone();
         if let Some(media) = self.media.take() {
             media.close(self.channel.as_ref()).await;
@@ -681,41 +387,4 @@ impl Driver {
             })
             .await;
     }
-}
-
-async fn fire(next: Option<(Timer, tokio::time::Instant)>) -> Timer {
-    match next {
-        Some((timer, at)) => {
-            tokio::time::sleep_until(at).await;
-            timer
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_channel_event(
-    events: &mut Option<mpsc::Receiver<ChannelEvent>>,
-) -> Option<ChannelEvent> {
-    match events {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn media_event(media: &mut Option<MediaPath>) -> MediaEvent {
-    match media {
-        Some(m) => m.next_event().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn socket_connects(
-    socket: &mut Option<oneshot::Receiver<ChannelHandle>>,
-) -> Result<ChannelHandle, oneshot::error::RecvError> {
-    let Some(rx) = socket.as_mut() else {
-        return std::future::pending().await;
-    };
-    let result = rx.await;
-    *socket = None;
-    result
 }
