@@ -280,8 +280,9 @@ async fn open_unicast(
         .await
         .map_err(|e| MediaError::Unicast(e.to_string()))?;
     debug!(local = %leg.local(), freeswitch = %leg.freeswitch(), rate, "unicast started");
-    let (pump_side, _task) = crate::media::unicast::spawn_unicast(leg, rate, cancel.clone())
-        .map_err(|e| MediaError::Unicast(e.to_string()))?;
+    let (pump_side, _task) =
+        crate::switch::unicast::relay::spawn_unicast(leg, rate, cancel.clone())
+            .map_err(|e| MediaError::Unicast(e.to_string()))?;
     Ok(pump_side)
 }
 

@@ -12,7 +12,6 @@ pub mod pump;
 pub mod resample;
 pub mod side;
 pub mod tap;
-pub mod unicast;
 
 pub use frame::{
     Frame, FrameAssembler, FRAME_BYTES, FRAME_DURATION, SAMPLES_PER_FRAME, SAMPLE_RATE,

@@ -6,6 +6,7 @@
 //!   party says, from the network, or silence (zeros) when nothing arrived.
 
 use super::trace::AudioTrace;
+pub use super::trace::Direction;
 use super::uplink::{AudioRoutes, Uplink};
 use crate::media::dsp::BYTES_PER_FRAME;
 use bytes::Bytes;
@@ -26,12 +27,6 @@ const OUTPUT_QUEUE: usize = 50;
 const OUTPUT_MAX_BACKLOG: usize = 6;
 /// One second of a standing output backlog before a frame is dropped to cut it.
 const OUTPUT_TRIM_AFTER_TICKS: u32 = 50;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Input,
-    Output,
-}
 
 /// What the audio tasks tell the client actor.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,12 +11,20 @@
 //! Records go to a memory buffer; a writer thread moves it to the file every
 //! [`FLUSH_EVERY`], so the audio tasks make no syscall for it.
 
-use super::audio::Direction;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Which of a call's two audio ports a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What the client sends (its microphone, the `input` port).
+    Input,
+    /// What the client plays (its speaker, the `output` port).
+    Output,
+}
 
 pub const MAGIC: &[u8; 8] = b"SKAUDTR1";
 const HEADER: usize = 20;

@@ -87,41 +87,12 @@ pub fn url_encode(value: &str, mode: PercentMode) -> String {
     out
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Replaces every `%` followed by two hex digits (either case) by that byte; a stray `%` and
 /// `+` stay as they are. Bytes that do not form UTF-8 afterwards become U+FFFD.
 pub fn url_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    if !bytes.contains(&b'%') {
-        return value.to_string();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
-            if let (Some(high), Some(low)) =
-                (hex_value(bytes[index + 1]), hex_value(bytes[index + 2]))
-            {
-                out.push(high << 4 | low);
-                index += 3;
-                continue;
-            }
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    }
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -164,6 +135,13 @@ mod tests {
         assert_eq!(url_encode("100%41", PercentMode::KeepEncoded), "100%41");
         assert_eq!(url_encode("100%4a", PercentMode::KeepEncoded), "100%254a");
         assert_eq!(url_encode("100%", PercentMode::KeepEncoded), "100%25");
+    }
+
+    #[test]
+    fn decode_reaches_the_last_escape() {
+        assert_eq!(url_decode("a%41"), "aA");
+        assert_eq!(url_decode("%E2%9C%93"), "✓");
+        assert_eq!(url_decode("%FF"), "\u{FFFD}");
     }
 
     #[test]

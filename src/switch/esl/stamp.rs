@@ -3,6 +3,7 @@
 //! key on them treat the sidecar's events like FreeSWITCH's.
 
 use super::event::Event;
+use chrono::{DateTime, Local, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -134,94 +135,43 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Calendar date of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: i64,
-    minute: i64,
-    second: i64,
-    weekday: usize,
-}
-
-fn civil(seconds: i64) -> Civil {
-    let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        hour: of_day / 3600,
-        minute: of_day % 3600 / 60,
-        second: of_day % 60,
-        // 1970-01-01 was a Thursday.
-        weekday: (days + 4).rem_euclid(7) as usize,
-    }
+/// The moment `since_epoch` after 1970-01-01 UTC (the epoch itself if out of range).
+fn utc(since_epoch: Duration) -> DateTime<Utc> {
+    i64::try_from(since_epoch.as_secs())
+        .ok()
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        .unwrap_or_default()
 }
 
 /// `YYYY-MM-DD hh:mm:ss` in the machine's local time.
 pub fn format_local(since_epoch: Duration) -> String {
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX / 2);
-    let c = civil(seconds + local_offset_seconds(seconds));
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    utc(since_epoch)
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// RFC 822 in GMT: `Sun, 22 Nov 2026 20:25:25 GMT`.
 pub fn format_gmt(since_epoch: Duration) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX / 2);
-    let c = civil(seconds);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[c.weekday],
-        c.day,
-        MONTHS[(c.month as usize).saturating_sub(1) % 12],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-/// The local time zone's offset from UTC at `seconds`, from the C library's time zone data
-/// (0 when it cannot tell).
-fn local_offset_seconds(seconds: i64) -> i64 {
-    // time_t is 64-bit on every target the sidecar runs on.
-    let time: libc::time_t = seconds;
-    // SAFETY: localtime_r only writes into the zeroed `tm` we own and reads `time`.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&time, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff
-    }
+    utc(since_epoch)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_date_has_freeswitch_s_shape() {
+        let text = format_local(Duration::from_secs(1_795_379_125));
+        let b = text.as_bytes();
+        assert_eq!(text.len(), 19, "{text}");
+        assert_eq!(
+            (b[4], b[7], b[10], b[13], b[16]),
+            (b'-', b'-', b' ', b':', b':')
+        );
+    }
 
     #[test]
     fn gmt_date_matches_freeswitch_capture() {

@@ -59,12 +59,15 @@ fn check(what: &'static str, value: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// Where in the media server's URL space the fork of one call connects: prefix, then token.
+pub const FORK_PATH_PREFIX: &str = "/fork/";
+
 /// The websocket URL FreeSWITCH connects to for this token.
 pub fn fork_url(media_url: &str, token: &ForkToken) -> String {
     format!(
         "{}{}{}",
         media_url.trim_end_matches('/'),
-        super::server::FORK_PATH_PREFIX,
+        FORK_PATH_PREFIX,
         token.as_str()
     )
 }

@@ -6,10 +6,14 @@
 //! binary 640-byte frames, paced by the call's media pump.
 
 mod command;
+mod error;
 mod playout;
 mod server;
 mod session;
 
-pub use command::{audio_fork_start, audio_fork_stop, fork_url, CommandError, ForkToken};
-pub use server::{ForkError, MediaServer, PendingFork, FORK_PATH_PREFIX, SUBPROTOCOL};
+pub use command::{
+    audio_fork_start, audio_fork_stop, fork_url, CommandError, ForkToken, FORK_PATH_PREFIX,
+};
+pub use error::ForkError;
+pub use server::{MediaServer, PendingFork, SUBPROTOCOL};
 pub use session::{ForkControl, ForkSession};

@@ -2,7 +2,8 @@
 //! carries an expected token, answers with the `audio.drachtio.org` subprotocol when offered,
 //! reads the metadata frame, and hands the connection to the call that expects it.
 
-use super::command::ForkToken;
+use super::command::{ForkToken, FORK_PATH_PREFIX};
+use super::error::ForkError;
 use super::session::{self, ForkSession};
 use dashmap::DashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
-pub const FORK_PATH_PREFIX: &str = "/fork/";
 pub const SUBPROTOCOL: &str = "audio.drachtio.org";
 
 /// FreeSWITCH gives up connecting after about 10 s; a client slower than that is not it.
@@ -30,22 +30,6 @@ const METADATA_WAIT: Duration = Duration::from_secs(2);
 const MAX_CONNECTIONS: usize = 2048;
 /// Text frames are small JSON; audio payloads are a few frames. Nothing needs more.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ForkError {
-    #[error("cannot listen for audio forks on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("FreeSWITCH did not open the audio fork within {0:?}")]
-    Timeout(Duration),
-    #[error("the media server stopped")]
-    ServerStopped,
-    #[error("the audio fork connection is closed")]
-    Closed,
-}
 
 struct Expectation {
     deliver: oneshot::Sender<ForkSession>,

@@ -3,8 +3,8 @@
 //! soon as the pump hands them over (the pump's clock is the pacing), unless the module's
 //! playout queue is already as deep as we let it get ([`PlayoutBudget`]).
 
+use super::error::ForkError;
 use super::playout::PlayoutBudget;
-use super::server::ForkError;
 use crate::media::side::FrameDuplex;
 use crate::media::{Frame, FrameAssembler, FRAME_BYTES};
 use bytes::{Bytes, BytesMut};

@@ -6,6 +6,8 @@
 //! sequence numbers: the leg accepts datagrams only from FreeSWITCH's address and leaves timing
 //! to the media pump.
 
+pub mod relay;
+
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;

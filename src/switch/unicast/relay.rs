@@ -3,10 +3,10 @@
 //! exactly one datagram of one 20 ms frame per frame handed over (the pump's slots are the
 //! pacing; FreeSWITCH writes each datagram straight into the channel).
 
-use super::frame::{Frame, FrameAssembler, FRAME_BYTES, SAMPLE_RATE};
-use super::resample::Resampler;
-use super::side::FrameDuplex;
-use crate::switch::unicast::{frame_bytes, UnicastLeg};
+use super::{frame_bytes, UnicastLeg};
+use crate::media::frame::{Frame, FrameAssembler, FRAME_BYTES, SAMPLE_RATE};
+use crate::media::resample::Resampler;
+use crate::media::side::FrameDuplex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
