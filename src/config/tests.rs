@@ -1,0 +1,101 @@
+//! Loading, merging and resolving configurations.
+
+use super::*;
+use std::io::Write;
+
+fn load_str(toml: &str) -> Result<Settings, ConfigError> {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    Settings::load(file.path())
+}
+
+#[test]
+fn shipped_default_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+    let s = Settings::load(&path).unwrap();
+    assert_eq!(s.interfaces.len(), 2);
+    assert_eq!(s.interfaces[1].skype_user, "user2");
+    assert_eq!(s.audio_ports, 32769..=40000);
+    assert_eq!(s.switch.media, MediaMode::Unicast);
+}
+
+#[test]
+fn interface_overrides_defaults_and_builtins_fill_gaps() {
+    let s = load_str(
+        r#"
+        [defaults]
+        skype_user = "user1"
+        destination = "9196"
+        [[interface]]
+        id = 1
+        name = "a"
+        x11_display = ":101"
+        [[interface]]
+        id = 2
+        name = "b"
+        x11_display = ":102"
+        skype_user = "user2"
+        silent_mode = true
+        "#,
+    )
+    .unwrap();
+    let a = s.interface("a").unwrap();
+    assert_eq!(
+        (a.skype_user.as_str(), a.destination.as_str()),
+        ("user1", "9196")
+    );
+    assert_eq!(a.context, "default");
+    assert!(!a.silent_mode);
+    let b = s.interface("b").unwrap();
+    assert_eq!(b.skype_user, "user2");
+    assert!(b.silent_mode);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = load_str(
+        r#"
+        [clients]
+        audio_ports = "9000-100"
+        [[interface]]
+        id = 1
+        name = "a"
+        x11_display = ":101"
+        [[interface]]
+        id = 1
+        name = "a"
+        x11_display = ":101"
+        skype_user = "u"
+        "#,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("clients.audio_ports"), "{text}");
+    assert!(text.contains("interface[0].skype_user"), "{text}");
+    assert!(text.contains("duplicate id 1"), "{text}");
+    assert!(text.contains("duplicate name \"a\""), "{text}");
+    assert!(text.contains("duplicate x11_display \":101\""), "{text}");
+}
+
+#[test]
+fn service_ports_inside_the_audio_range_are_reported() {
+    let err = load_str("[clients]\naudio_ports = \"8000-9000\"\n[defaults]\nskype_user = \"u\"\n")
+        .unwrap_err();
+    let text = err.to_string();
+    for port in [
+        "8084 of switch.outbound_listen",
+        "8022 of listener.listen",
+        "8099 of clients.network_listen",
+    ] {
+        assert!(
+            text.contains(&format!("clients.audio_ports: includes port {port}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let err = load_str("[switch]\nesll = \"127.0.0.1:1\"\n").unwrap_err();
+    assert!(err.to_string().contains("esll"), "{err}");
+}
