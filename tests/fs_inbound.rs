@@ -1,11 +1,13 @@
-//! The sidecar's inbound Event Socket connection against the FreeSWITCH double: api, bgapi
-//! correlation, sendevent with a UTF-8 body, events, and reconnecting after the switch drops it.
+//! The sidecar's connections to FreeSWITCH's Event Socket against the double: api, bgapi
+//! correlation, events fired with their header names as written and a UTF-8 body, and
+//! reconnecting after the switch drops the connection.
 mod support;
 
 use skypopen::config::Secret;
 use skypopen::switch::inbound::{
-    spawn_inbound, InboundConfig, InboundError, InboundHandle, LinkState, OutgoingEvent,
+    spawn_inbound, InboundConfig, InboundError, InboundHandle, LinkState,
 };
+use skypopen::switch::SwitchLink;
 use std::time::Duration;
 use support::fs_double::FsDouble;
 use tokio_util::sync::CancellationToken;
@@ -80,19 +82,23 @@ async fn api_and_concurrent_bgapi_results_reach_their_callers() {
 }
 
 #[tokio::test]
-async fn sendevent_with_a_utf8_body_is_fired_and_echoed() {
+async fn events_are_fired_with_their_header_names_as_written_and_echoed() {
     let double = FsDouble::start().await;
     let (handle, cancel) = connected(&double).await;
     let mut events = handle.subscribe();
-    let event = OutgoingEvent::new("MESSAGE")
-        .header("proto", "skype")
-        .header("login", "interface1")
-        .header("from", "bob")
-        .header("hint", "Bob B")
-        .header("to", "user1")
-        .header("during-call", "false")
-        .body(BODY);
-    let event_uuid = handle.sendevent(&event).await.expect("sendevent accepted");
+    let link = SwitchLink::new(handle.clone(), Secret::new("ClueCon"));
+    let headers = [
+        ("proto", "skype"),
+        ("login", "interface1"),
+        ("from", "bob"),
+        ("hint", "Bob B"),
+        ("to", "user1"),
+        ("during-call", "false"),
+    ];
+    let event_uuid = link
+        .fire("MESSAGE", &headers, BODY)
+        .await
+        .expect("sendevent accepted");
     assert_eq!(event_uuid.len(), 36, "{event_uuid}");
 
     let recorded = double.recorded();
@@ -102,8 +108,14 @@ async fn sendevent_with_a_utf8_body_is_fired_and_echoed() {
         .expect("the double got the event");
     assert_eq!(fired.body.as_deref(), Some(BODY));
     assert_eq!(fired.header("Event-UUID"), Some(event_uuid.as_str()));
-    assert_eq!(fired.header("hint"), Some("Bob B"));
     assert_eq!(fired.name(), "MESSAGE");
+    let names: Vec<&str> = fired.headers.iter().map(|(k, _)| k.as_str()).collect();
+    for (name, value) in headers {
+        assert!(
+            fired.headers.iter().any(|(k, v)| k == name && v == value),
+            "{name} as written: {names:?}"
+        );
+    }
 
     let echoed = tokio::time::timeout(DEADLINE, async {
         loop {
@@ -118,35 +130,65 @@ async fn sendevent_with_a_utf8_body_is_fired_and_echoed() {
     assert_eq!(echoed.body(), Some(BODY));
     assert_eq!(echoed.header_str("from"), Some("bob"));
 
-    let custom = OutgoingEvent::custom("skypopen::command")
-        .header("interface", "interface1")
-        .header("sk-command", "list")
-        .body("sk list");
-    handle.sendevent(&custom).await.unwrap();
+    link.fire(
+        "CUSTOM",
+        &[
+            ("Event-Subclass", "skypopen::command_result"),
+            ("command", "sk list"),
+        ],
+        "output",
+    )
+    .await
+    .unwrap();
     let fired = double.recorded().sent_events.last().cloned().unwrap();
     assert_eq!(
         fired.headers[0],
         (
             "Event-Subclass".to_string(),
-            "skypopen::command".to_string()
+            "skypopen::command_result".to_string()
         )
     );
+    // Exactly `command` (FreeSWITCH adds its own `Command: sendevent CUSTOM`).
+    assert!(
+        fired
+            .headers
+            .iter()
+            .any(|(k, v)| k == "command" && v == "sk list"),
+        "{:?}",
+        fired.headers
+    );
+
+    // A line break in a header would smuggle a command in: refused before anything is sent.
+    let before = double.recorded().commands.len();
+    let refused = link
+        .fire("MESSAGE", &[("from", "bob\nEvil: 1")], "x")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("line break"), "{refused}");
+    assert_eq!(double.recorded().commands.len(), before);
     cancel.cancel();
 }
 
 /// freeswitch-esl-tokio 2.8 re-cases header names without an underscore when it builds a
 /// `sendevent` (`proto` goes out as `Proto`, `during-call` as `During-Call`). FreeSWITCH looks
 /// headers up case-insensitively, so it still routes the event, but subscribers that match
-/// names exactly (greenswitch) see other names than the original module sent. This test pins
-/// the behaviour so that a fixed library version shows up.
+/// names exactly (greenswitch) see other names than the original module sent; that is why
+/// events leave on the sidecar's own writer (`switch/event_link.rs`). This test pins the
+/// library's behaviour so that a fixed version shows up.
 #[tokio::test]
 async fn esl_library_recases_sendevent_header_names() {
+    use freeswitch_esl_tokio::{EslClient, EslEvent};
     let double = FsDouble::start().await;
-    let (handle, cancel) = connected(&double).await;
-    let event = OutgoingEvent::new("MESSAGE")
-        .header("proto", "skype")
-        .header("to_user", "interface1");
-    handle.sendevent(&event).await.unwrap();
+    let addr = double.esl_addr();
+    let (client, _events) = EslClient::connect(&addr.ip().to_string(), addr.port(), "ClueCon")
+        .await
+        .expect("connects to the double");
+    let mut event = EslEvent::new();
+    event.set_header("Event-Name", "MESSAGE");
+    event.set_header("proto", "skype");
+    event.set_header("to_user", "interface1");
+    let reply = client.sendevent(event).await.expect("sendevent");
+    assert!(reply.is_success());
     let fired = double.recorded().sent_events.last().cloned().unwrap();
     let names: Vec<&str> = fired.headers.iter().map(|(k, _)| k.as_str()).collect();
     assert!(names.contains(&"Proto"), "{names:?}");
@@ -154,7 +196,6 @@ async fn esl_library_recases_sendevent_header_names() {
         names.contains(&"to_user"),
         "names with an underscore are kept: {names:?}"
     );
-    cancel.cancel();
 }
 
 #[tokio::test]
@@ -213,8 +254,16 @@ async fn reconnects_after_a_drop_mid_command() {
 
     // The subscription is renewed on the new connection.
     let mut events = handle.subscribe();
-    let id = handle
-        .sendevent(&OutgoingEvent::custom("skypopen::command").header("sk-command", "list"))
+    let link = SwitchLink::new(handle.clone(), Secret::new("ClueCon"));
+    let id = link
+        .fire(
+            "CUSTOM",
+            &[
+                ("Event-Subclass", "skypopen::command"),
+                ("command", "sk list"),
+            ],
+            "",
+        )
         .await
         .unwrap();
     let seen = tokio::time::timeout(DEADLINE, async {

@@ -119,6 +119,14 @@ impl EventLink {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<String, LinkError> {
+        let fields = std::iter::once(name).chain(headers.iter().flat_map(|(n, v)| [*n, *v]));
+        if let Some(bad) = fields.into_iter().find(|f| f.contains(['\r', '\n', '\0'])) {
+            // A line break would end the header block early and smuggle in a command.
+            return Err(LinkError::Refused(format!(
+                "not sent: a header carries a line break or NUL ({:?})",
+                bad.chars().take(40).collect::<String>()
+            )));
+        }
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.connect().await?,

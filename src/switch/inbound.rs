@@ -1,7 +1,8 @@
 //! The sidecar's persistent inbound Event Socket connection to FreeSWITCH: `api`, `bgapi`
-//! (with the `BACKGROUND_JOB` result awaited), `sendevent`, and a broadcast of the events it
-//! subscribed to. It reconnects forever with a capped backoff; while it is down every request
-//! fails at once with [`InboundError::NotConnected`].
+//! (with the `BACKGROUND_JOB` result awaited) and a broadcast of the events it subscribed to
+//! (events are fired on the exact-case writer, `event_link.rs`). It reconnects forever with a
+//! capped backoff; while it is down every request fails at once with
+//! [`InboundError::NotConnected`].
 
 mod jobs;
 
@@ -120,65 +121,6 @@ pub enum LinkState {
     Up,
     Down { error: String },
     Stopped,
-}
-
-/// An event to fire with `sendevent`. Header values go out verbatim (FreeSWITCH does not
-/// decode them); the body may be any UTF-8.
-#[derive(Debug, Clone, Default)]
-pub struct OutgoingEvent {
-    pub name: String,
-    pub subclass: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-}
-
-impl OutgoingEvent {
-    pub fn new(name: impl Into<String>) -> OutgoingEvent {
-        OutgoingEvent {
-            name: name.into(),
-            ..OutgoingEvent::default()
-        }
-    }
-
-    pub fn custom(subclass: impl Into<String>) -> OutgoingEvent {
-        OutgoingEvent {
-            name: "CUSTOM".into(),
-            subclass: Some(subclass.into()),
-            ..OutgoingEvent::default()
-        }
-    }
-
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> OutgoingEvent {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    pub fn body(mut self, body: impl Into<String>) -> OutgoingEvent {
-        self.body = Some(body.into());
-        self
-    }
-
-    fn to_esl(&self) -> Result<EslEvent, InboundError> {
-        check_line("event name", &self.name)?;
-        if self.name.is_empty() || self.name.contains(' ') {
-            return Err(InboundError::InvalidInput { what: "event name" });
-        }
-        let mut event = EslEvent::new();
-        event.set_header("Event-Name", self.name.as_str());
-        if let Some(subclass) = &self.subclass {
-            check_line("event subclass", subclass)?;
-            event.set_header("Event-Subclass", subclass.as_str());
-        }
-        for (name, value) in &self.headers {
-            check_line("event header name", name)?;
-            check_line("event header value", value)?;
-            event.set_header(name.as_str(), value.as_str());
-        }
-        if let Some(body) = &self.body {
-            event.set_body(body.as_str());
-        }
-        Ok(event)
-    }
 }
 
 /// Cheap to clone; every clone talks through the same connection.
@@ -304,21 +246,6 @@ impl InboundHandle {
                 })
             }
         }
-    }
-
-    /// Fires an event; returns the `Event-UUID` FreeSWITCH gave it.
-    pub async fn sendevent(&self, event: &OutgoingEvent) -> Result<String, InboundError> {
-        let esl = event.to_esl()?;
-        let client = self.current()?;
-        debug!(name = %event.name, subclass = ?event.subclass, "sendevent");
-        let reply = client.sendevent(esl).await.map_err(|e| self.lost(e))?;
-        if !reply.is_success() {
-            return Err(InboundError::Refused {
-                command: format!("sendevent {}", event.name),
-                reply: reply.reply_text().unwrap_or("").to_string(),
-            });
-        }
-        Ok(reply.event_uuid().map(str::to_string).unwrap_or_default())
     }
 
     fn current(&self) -> Result<EslClient, InboundError> {
@@ -520,21 +447,6 @@ mod tests {
             config.event_line(),
             "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE MESSAGE SEND_MESSAGE CHANNEL_ANSWER CUSTOM skypopen::command"
         );
-    }
-
-    #[test]
-    fn outgoing_events_reject_line_breaks() {
-        let bad = OutgoingEvent::new("MESSAGE").header("from", "bob\nEvil: 1");
-        assert!(matches!(
-            bad.to_esl(),
-            Err(InboundError::InvalidInput { .. })
-        ));
-        let ok = OutgoingEvent::custom("skypopen::command")
-            .header("sk-command", "list")
-            .body("multi\nline body is fine");
-        let esl = ok.to_esl().unwrap();
-        assert_eq!(esl.header_str("Event-Subclass"), Some("skypopen::command"));
-        assert_eq!(esl.body(), Some("multi\nline body is fine"));
     }
 
     #[tokio::test]
