@@ -3,7 +3,7 @@
 //! credit. Without a switch each test says so in one line.
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::real_stack::{RealStack, StackSpec};
 
 /// FreeSWITCH dials `dest` into the shipped dialplan; the cause its CHANNEL_HANGUP gives.
@@ -189,4 +189,42 @@ async fn dtmf_crosses_the_real_switch_both_ways_and_skypeout_with_credit_connect
     let row = stack.wait_idle("interface1").await;
     assert_eq!((row.ob_failed, row.ob_total), (0, 1));
     stack.wait_no_calls().await;
+}
+
+/// SIGTERM with a call up on the real switch: the call goes on for the drain, then its channel
+/// ends with SYSTEM_SHUTDOWN, the Skype side hangs up too, and the sidecar exits in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_live_call_with_system_shutdown() {
+    const DRAIN: Duration = Duration::from_millis(500);
+    let mut spec = StackSpec::users(&["user1"]);
+    spec.extra = format!("[calls]\ndrain_secs = {}\n", DRAIN.as_secs_f64());
+    let Some(mut stack) = RealStack::start(
+        "sigterm_ends_a_live_call_with_system_shutdown",
+        spec,
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    stack.dial("skype/echo123", 440, &[]).await;
+    let leg = stack.socket_leg("interface1", "UP").await;
+    let signalled = Instant::now();
+    stack.sigterm_sidecar();
+    assert_eq!(stack.hangup_cause(&leg).await, "SYSTEM_SHUTDOWN");
+    assert!(
+        signalled.elapsed() >= DRAIN,
+        "ended before the drain ran out"
+    );
+    let status = stack
+        .wait_sidecar_exit(DRAIN + Duration::from_secs(10))
+        .await
+        .expect("the sidecar exits");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        signalled.elapsed() < DRAIN + Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    stack.wait_network_idle().await;
 }
