@@ -80,16 +80,7 @@ fn inbound_endings_before_the_answer() {
     assert!(!actions.contains(&Action::CancelOriginate));
     assert!(actions.contains(&Action::RejectSkype));
     // The socket connected, then the caller gave up before INPROGRESS.
-    let mut m = CallMachine::inbound(setup(Direction::Inbound, false));
-    let actions = run(
-        &mut m,
-        [
-            Input::Start,
-            Input::SocketConnected,
-            Input::SkypeAnswered(Ok(())),
-            status(CallStatus::Finished),
-        ],
-    );
+    let actions = after_answer_sent(Input::SkypeAnswered(Ok(())), status(CallStatus::Finished));
     assert_eq!(hangup_cause(&actions), Some("ORIGINATOR_CANCEL"));
 }
 
@@ -99,27 +90,10 @@ fn inbound_answer_failures_and_the_answer_timer() {
         (AnswerFailure::ClientGone, "DESTINATION_OUT_OF_ORDER"),
         (AnswerFailure::Refused, "ORIGINATOR_CANCEL"),
     ] {
-        let mut m = CallMachine::inbound(setup(Direction::Inbound, false));
-        let actions = run(
-            &mut m,
-            [
-                Input::Start,
-                Input::SocketConnected,
-                Input::SkypeAnswered(Err(failure)),
-            ],
-        );
+        let actions = after_answer_sent(Input::SkypeAnswered(Err(failure)), Input::Shutdown);
         assert_eq!(hangup_cause(&actions), Some(cause));
     }
-    let mut m = CallMachine::inbound(setup(Direction::Inbound, false));
-    let actions = run(
-        &mut m,
-        [
-            Input::Start,
-            Input::SocketConnected,
-            Input::SkypeAnswered(Ok(())),
-            Input::Timer(Timer::Answer),
-        ],
-    );
+    let actions = after_answer_sent(Input::SkypeAnswered(Ok(())), Input::Timer(Timer::Answer));
     assert_eq!(hangup_cause(&actions), Some("RECOVERY_ON_TIMER_EXPIRE"));
     // Once in progress the answer timer is stale.
     let mut m = talking_inbound();
@@ -166,4 +140,10 @@ fn the_outcomes_decided_before_a_call_exists_have_their_causes() {
         "INVALID_NUMBER_FORMAT"
     );
     assert_eq!(Ended::BySwitch.cause().as_str(), "NORMAL_CLEARING");
+}
+
+/// An inbound call whose socket connected: the answer's outcome, then `next`; every action.
+fn after_answer_sent(answer: Input, next: Input) -> Vec<Action> {
+    let mut m = CallMachine::inbound(setup(Direction::Inbound, false));
+    run(&mut m, [Input::Start, Input::SocketConnected, answer, next])
 }
