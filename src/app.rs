@@ -52,6 +52,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         media = ?settings.switch.media,
         "skypopen starting"
     );
+    for warning in settings.warnings() {
+        warn!(%warning, "configuration");
+    }
     for iface in &settings.interfaces {
         info!(
             interface = %iface.name,

@@ -116,10 +116,22 @@ where
     }
 }
 
+/// The ESL client library logs an INFO and a WARN line on every failed reconnect (every 10 s
+/// while FreeSWITCH is down); the inbound link already logs each change of state once, so
+/// the library says only errors unless the level names it.
+fn filter_directives(level: &str) -> String {
+    if level.contains("freeswitch_esl_tokio") {
+        level.to_string()
+    } else {
+        format!("{level},freeswitch_esl_tokio=error")
+    }
+}
+
 /// Installs the global subscriber. Returns the bus the listener streams from.
 pub fn init(settings: &LogSettings) -> LogBus {
     let bus = LogBus::new();
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter_directives(&settings.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let tap = TapLayer { bus: bus.clone() };
     let registry = tracing_subscriber::registry().with(filter).with(tap);
     let result = match settings.format {
@@ -156,4 +168,22 @@ pub fn level_from_freeswitch(level: &str) -> Option<Level> {
         "7" | "debug" => Level::DEBUG,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_esl_library_says_only_errors_unless_asked() {
+        assert_eq!(
+            filter_directives("info,skypopen=debug"),
+            "info,skypopen=debug,freeswitch_esl_tokio=error"
+        );
+        assert_eq!(
+            filter_directives("info,freeswitch_esl_tokio=debug"),
+            "info,freeswitch_esl_tokio=debug"
+        );
+        assert!(EnvFilter::try_new(filter_directives("warn")).is_ok());
+    }
 }

@@ -99,13 +99,7 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
     let sidecar = Sidecar::start(&[("interface1", "user1")]);
     sidecar.wait_idle(1).await;
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_skypopen"))
-        .arg("--config")
-        .arg(&sidecar.config)
-        .args(["sk", "list"])
-        .output()
-        .await
-        .expect("skypopen sk runs");
+    let out = skypopen_sk(&sidecar.config, &["list"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -113,9 +107,28 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("[interface1]\t  0/0\t     0/0\tIDLE\tIDLE"),
+        stdout.contains("* 1\t[interface1]\t  0/0\t     0/0\tIDLE\tIDLE"),
+        "the next hunt's interface is starred: {stdout}"
+    );
+    // Exit statuses scripts can trust: 1 for a command that failed or is unknown.
+    let out = skypopen_sk(&sidecar.config, &["frobnicate"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("-ERR unknown sk command `frobnicate`: `sk help` lists them"),
         "{stdout}"
     );
+    let out = skypopen_sk(&sidecar.config, &["GET", "CURRENTUSERHANDLE"]).await;
+    assert_eq!(out.status.code(), Some(1), "raw text with no console");
+    let out = skypopen_sk(&sidecar.config, &["remove", "#nosuch"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = skypopen_sk(&sidecar.config, &["calls"]).await;
+    assert_eq!(out.status.code(), Some(0));
 
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/greenswitch_sk.py");
@@ -140,12 +153,21 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
         .unwrap()
         .replace(PASSWORD, "wrong");
     std::fs::write(&bad, text).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_skypopen"))
+    let out = skypopen_sk(&bad, &["list"]).await;
+    assert_eq!(out.status.code(), Some(2), "could not run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused the password"), "{stderr}");
+}
+
+/// `skypopen --config <config> sk <args>`.
+async fn skypopen_sk(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_skypopen"))
         .arg("--config")
-        .arg(&bad)
-        .args(["sk", "list"])
+        .arg(config)
+        .arg("sk")
+        .args(args)
+        .env_remove("SKYPOPEN_LISTENER_PASSWORD")
         .output()
         .await
-        .expect("skypopen sk runs");
-    assert!(!out.status.success());
+        .expect("skypopen sk runs")
 }

@@ -165,3 +165,95 @@ fn real_clients_need_a_command_and_a_password_per_account() {
         )
     );
 }
+
+#[test]
+fn a_listener_open_to_other_hosts_with_the_stock_password_is_warned_about() {
+    let (_dir, path) = write_config(
+        "[listener]\nlisten = \"0.0.0.0:8022\"\npassword = \"ClueCon\"\n\
+         [defaults]\nskype_user = \"u\"\n",
+    );
+    let out = check(&path, &[]);
+    assert!(out.status.success(), "a warning, not a problem");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("warning: listener.password: the listener on 0.0.0.0:8022"),
+        "{stderr}"
+    );
+    // The environment's password wins over the inline one, and the warning goes.
+    let out = check(&path, &[("SKYPOPEN_LISTENER_PASSWORD", "s3cret")]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn what_a_new_user_gets_wrong_is_reported_once_and_where_it_is() {
+    // A value of the wrong type is one problem, not also "missing".
+    let (_dir, path) = write_config(
+        "[defaults]\nskype_user = \"u\"\n\
+         [[interface]]\nid = \"one\"\nname = \"a\"\nx11_display = \":5\"\n",
+    );
+    let out = check(&path, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "{0}:4: interface[0].id: invalid type: string \"one\", expected an integer\n\
+             {0}: 1 problem(s)\n",
+            path.display()
+        )
+    );
+    // A misspelt section in a variable is the variable's fault, not the file's.
+    let (_dir, path) = write_config("[defaults]\nskype_user = \"u\"\n");
+    let out = check(&path, &[("SKYPOPEN__SWTICH__ESL", "127.0.0.1:1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "environment SKYPOPEN__SWTICH__ESL: swtich: unknown key (did you mean \"switch\"?)"
+        ),
+        "{stderr}"
+    );
+    // A file that is not there: the reason once.
+    let out = check(Path::new("/nonexistent/skypopen.toml"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn without_a_config_option_the_checkout_or_the_system_file_is_used_or_the_search_said() {
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_skypopen"))
+        .arg("check")
+        .current_dir(elsewhere.path())
+        .env_remove("SKYPOPEN_CONFIG")
+        .output()
+        .expect("run skypopen check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if Path::new("/etc/skypopen/skypopen.toml").exists() {
+        assert!(out.status.success(), "{stderr}");
+    } else {
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(
+                "no configuration file: looked at conf/skypopen.toml and \
+                 /etc/skypopen/skypopen.toml; pass --config <file> or set SKYPOPEN_CONFIG"
+            ),
+            "{stderr}"
+        );
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/skypopen.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_skypopen"))
+        .arg("check")
+        .current_dir(elsewhere.path())
+        .env("SKYPOPEN_CONFIG", &shipped)
+        .output()
+        .expect("run skypopen check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -42,9 +42,13 @@ fn environment_overrides_and_secrets() {
     assert!(!format!("{s:?}").contains("from-the-environment"));
     assert!(!format!("{s:?}").contains("from-a-file"));
 
-    // An inline password beats the environment; a file beats both.
+    // The password variable beats an inline password (the shipped file has one); a file
+    // beats both.
     std::env::set_var("SKYPOPEN__SWITCH__PASSWORD", "inline-override");
     let s = Settings::load(&path).expect("load with inline password");
+    assert_eq!(s.switch_password.expose(), "from-the-environment");
+    std::env::remove_var("SKYPOPEN_SWITCH_PASSWORD");
+    let s = Settings::load(&path).expect("load with inline password only");
     assert_eq!(s.switch_password.expose(), "inline-override");
 
     // A secret file that cannot be read is a problem of its own, reported like the others.

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use skypopen::config::{ConfigError, Settings, DEFAULT_CONFIG_PATH};
+use skypopen::config::{default_config_path, ConfigError, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,9 +13,10 @@ use std::process::ExitCode;
     about = "FreeSWITCH sidecar for Linux Skype clients"
 )]
 struct Cli {
-    /// Configuration file (TOML).
-    #[arg(long, short = 'c', global = true, default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
+    /// Configuration file (TOML). Default: $SKYPOPEN_CONFIG, else conf/skypopen.toml when run
+    /// from a checkout, else /etc/skypopen/skypopen.toml.
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,12 +44,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
-        Command::Check => check(&cli.config),
+    report(match cli.command.unwrap_or(Command::Run) {
         Command::MigrateConfig { xml } => migrate_config(&xml),
-        Command::Sk { args } => sk(&cli.config, &args),
-    };
+        command => with_config(cli.config, command),
+    })
+}
+
+/// The commands that read the configuration, with it found.
+fn with_config(config: Option<PathBuf>, command: Command) -> anyhow::Result<ExitCode> {
+    let config = config.map_or_else(default_config_path, Ok)?;
+    match command {
+        Command::Run => run(&config),
+        Command::Check => check(&config),
+        Command::Sk { args } => sk(&config, &args),
+        Command::MigrateConfig { xml } => migrate_config(&xml),
+    }
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -58,8 +71,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// A client of the sidecar's own listener, like `fs_cli -x "sk ..."`.
+/// A client of the sidecar's own listener, like `fs_cli -x "sk ..."`. Exit status: 0 when the
+/// command did what it was asked, 1 when it reported a failure, 2 when it could not be run
+/// (listener unreachable, password refused).
 fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
+    const COULD_NOT_RUN: u8 = 2;
     let settings = Settings::load(path)?;
     let addr = settings.listener.listen;
     let host = if addr.ip().is_unspecified() {
@@ -68,29 +84,56 @@ fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
         addr.ip().to_string()
     };
     let command = format!("sk {}", args.join(" "));
+    let command = command.trim_end();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let output = runtime.block_on(async {
-        let (client, _events) = freeswitch_esl_tokio::EslClient::connect(
+        let connected = freeswitch_esl_tokio::EslClient::connect(
             &host,
             addr.port(),
             settings.listener_password.expose(),
         )
-        .await
-        .with_context(|| format!("cannot reach the skypopen listener at {addr}"))?;
+        .await;
+        let client = match connected {
+            Ok((client, _events)) => client,
+            Err(freeswitch_esl_tokio::EslError::AuthenticationFailed { .. }) => {
+                return Err(format!(
+                    "the skypopen listener at {addr} refused the password \
+                     (listener.password, listener.password_file or SKYPOPEN_LISTENER_PASSWORD)"
+                ))
+            }
+            Err(e) => return Err(format!("cannot reach the skypopen listener at {addr}: {e}")),
+        };
         let reply = client
-            .api(command.trim_end())
+            .api(command)
             .await
-            .with_context(|| format!("`{}` failed", command.trim_end()))?;
-        anyhow::Ok(reply.body().unwrap_or("").to_string())
-    })?;
+            .map_err(|e| format!("`{command}` was not answered: {e}"))?;
+        if !reply.is_success() {
+            return Err(format!(
+                "the listener refused `{command}`: {}",
+                reply.reply_text().unwrap_or("")
+            ));
+        }
+        Ok(reply.body().unwrap_or("").to_string())
+    });
+    let output = match output {
+        Ok(output) => output,
+        Err(why) => {
+            eprintln!("skypopen sk: {why}");
+            return Ok(ExitCode::from(COULD_NOT_RUN));
+        }
+    };
     print!("{output}");
     if !output.ends_with('\n') {
         println!();
     }
-    Ok(ExitCode::SUCCESS)
+    if skypopen::gateway::commands::output_failed(&output) {
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -114,6 +157,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match Settings::load(path) {
         Ok(settings) => {
+            for warning in settings.warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: OK, {} interface(s)",
                 path.display(),

@@ -69,9 +69,22 @@ impl Locator {
                 };
             }
         }
+        let line = self.line(&segments);
+        // A key the file does not have but a variable writes under (a misspelt section in
+        // `SKYPOPEN__SWTICH__ESL`) comes from that variable.
+        if line.is_none() {
+            let under = format!("{}.", plain.join("."));
+            if let Some((_, variable)) =
+                self.environment.iter().find(|(k, _)| k.starts_with(&under))
+            {
+                return Location::Environment {
+                    variable: variable.clone(),
+                };
+            }
+        }
         Location::File {
             path: self.path.clone(),
-            line: self.line(&segments),
+            line,
         }
     }
 

@@ -24,27 +24,57 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// Default location of the configuration file, relative to the working directory.
+/// The configuration of a checkout, relative to its root.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/skypopen.toml";
+/// Where the installed package keeps it.
+pub const SYSTEM_CONFIG_PATH: &str = "/etc/skypopen/skypopen.toml";
+
+/// The configuration to use when the command line names none: `$SKYPOPEN_CONFIG`, else the
+/// checkout's file when run from a checkout, else the system one. Never a path that only
+/// works from one working directory without saying so: the error lists where it looked.
+pub fn default_config_path() -> Result<PathBuf, ConfigError> {
+    if let Some(path) = std::env::var_os("SKYPOPEN_CONFIG") {
+        return Ok(PathBuf::from(path));
+    }
+    let candidates = [
+        PathBuf::from(DEFAULT_CONFIG_PATH),
+        PathBuf::from(SYSTEM_CONFIG_PATH),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| ConfigError::NotFound {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {path}: {source}")]
+    // The reason is part of each message and deliberately not a `source`: printed with its
+    // chain (`{:#}`), it would appear twice.
+    #[error("cannot read configuration {path}: {reason}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("cannot read configuration {path}: {source}")]
+    #[error("cannot read configuration {path}: {reason}")]
     Load {
         path: PathBuf,
-        #[source]
-        source: ::config::ConfigError,
+        reason: ::config::ConfigError,
     },
-    #[error("cannot read secret file {path}: {source}")]
+    #[error(
+        "no configuration file: looked at {looked}; pass --config <file> or set SKYPOPEN_CONFIG"
+    )]
+    NotFound { looked: String },
+    #[error("cannot read secret file {path}: {reason}")]
     SecretFile {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error(
         "no password for Skype account {user:?}: put it in a file named after the account in \
@@ -90,7 +120,7 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            reason: source,
         })?;
         let merged = merge(path, &text)?;
         let mut problems = Vec::new();
@@ -114,6 +144,21 @@ impl Settings {
         })
     }
 
+    /// What is allowed but almost surely unwanted; `check` prints these and `run` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let listen = self.listener.listen;
+        if !listen.ip().is_loopback() && self.listener_password.expose() == secret::DEFAULT_PASSWORD
+        {
+            out.push(format!(
+                "listener.password: the listener on {listen} is reachable from other hosts and \
+                 accepts FreeSWITCH's stock password ClueCon; set listener.password_file or \
+                 SKYPOPEN_LISTENER_PASSWORD"
+            ));
+        }
+        out
+    }
+
     pub fn interface(&self, name: &str) -> Option<&InterfaceConfig> {
         self.interfaces.iter().find(|i| i.name == name)
     }
@@ -123,9 +168,9 @@ type Tree = ::config::Map<String, ::config::Value>;
 
 /// The file and the environment overrides as one tree, still untyped.
 fn merge(path: &Path, text: &str) -> Result<Tree, ConfigError> {
-    let load_err = |source| ConfigError::Load {
+    let load_err = |reason| ConfigError::Load {
         path: path.to_path_buf(),
-        source,
+        reason,
     };
     // No `try_parsing`: the typed structs convert strings themselves, and parsing would turn a
     // destination like "0039" into the number 39.
@@ -239,8 +284,8 @@ fn password(
 ) -> Secret {
     secret::resolve(inline, file, env_name).unwrap_or_else(|err| {
         let message = match err {
-            ConfigError::SecretFile { path, source } => {
-                format!("cannot read {}: {source}", path.display())
+            ConfigError::SecretFile { path, reason } => {
+                format!("cannot read {}: {reason}", path.display())
             }
             other => other.to_string(),
         };
@@ -262,6 +307,8 @@ struct InterfaceIdentity {
 struct InterfaceEntry {
     index: usize,
     identity: InterfaceIdentity,
+    /// The identity keys the table wrote, valid or not.
+    given: Vec<String>,
     params: InterfaceParams,
 }
 
@@ -287,6 +334,8 @@ fn interface_entries(value: ::config::Value, problems: &mut Vec<Problem>) -> Vec
             let (identity, params): (Tree, Tree) = table
                 .into_iter()
                 .partition(|(k, _)| identity_keys.contains(&k.as_str()));
+            // A key given with a bad value is reported as such, not once more as missing.
+            let given: Vec<String> = identity.keys().cloned().collect();
             let identity: InterfaceIdentity =
                 schema::section(&prefix, ::config::Value::from(identity), problems)?;
             let kept =
@@ -296,6 +345,7 @@ fn interface_entries(value: ::config::Value, problems: &mut Vec<Problem>) -> Vec
             Some(InterfaceEntry {
                 index,
                 identity,
+                given,
                 params,
             })
         })
@@ -332,7 +382,7 @@ fn resolve_interface(
         ("x11_display", identity.x11_display.is_none()),
     ];
     for (name, is_missing) in missing {
-        if is_missing {
+        if is_missing && !entry.given.iter().any(|k| k == name) {
             problems.push(Problem::new(key(name), "missing (required)"));
         }
     }
@@ -379,6 +429,7 @@ impl InterfaceConfig {
                 name: Some(name.into()),
                 x11_display: Some(x11_display.into()),
             },
+            given: Vec::new(),
             params: InterfaceParams {
                 skype_user: Some(skype_user.into()),
                 ..InterfaceParams::default()

@@ -33,10 +33,12 @@ impl std::fmt::Display for Secret {
 }
 
 /// FreeSWITCH's stock password, used when nothing else is configured.
-const DEFAULT_PASSWORD: &str = "ClueCon";
+pub(super) const DEFAULT_PASSWORD: &str = "ClueCon";
 
-/// Precedence: a file, then the inline value, then the environment variable `env_name`, then
-/// FreeSWITCH's default. A file's trailing newline is not part of the secret.
+/// Precedence: a file, then the environment variable `env_name`, then the inline value, then
+/// FreeSWITCH's default. The environment beats the inline value because the shipped
+/// configuration writes `password = "ClueCon"` inline: an operator who exports the variable
+/// must not be left with the stock password. A file's trailing newline is not part of it.
 pub(super) fn resolve(
     inline: Option<Secret>,
     file: Option<&Path>,
@@ -45,15 +47,15 @@ pub(super) fn resolve(
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
             path: path.to_path_buf(),
-            source,
+            reason: source,
         })?;
         return Ok(Secret(text.trim_end_matches(['\r', '\n']).to_string()));
     }
-    if let Some(secret) = inline {
-        return Ok(secret);
-    }
     if let Ok(value) = std::env::var(env_name) {
         return Ok(Secret(value));
+    }
+    if let Some(secret) = inline {
+        return Ok(secret);
     }
     Ok(Secret(DEFAULT_PASSWORD.into()))
 }
@@ -86,7 +88,7 @@ pub(super) fn skype_password(dir: Option<&Path>, skype_user: &str) -> Result<Sec
         match std::fs::read_to_string(&path) {
             Ok(text) => return Ok(Secret(text.trim_end_matches(['\r', '\n']).to_string())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ConfigError::SecretFile { path, source }),
+            Err(reason) => return Err(ConfigError::SecretFile { path, reason }),
         }
     }
     match std::env::var(&variable) {

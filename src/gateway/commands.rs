@@ -117,7 +117,14 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
             }
             _ => out.push_str("-ERR Usage: sk remove interface_name\n"),
         },
-        _ => match session.get(CONSOLE_KEY) {
+        word => match session.get(CONSOLE_KEY) {
+            None if looks_like_a_subcommand(word, first) => {
+                let _ = writeln!(
+                    out,
+                    "-ERR unknown sk command `{first}`: `sk help` lists them (raw Skype API text \
+                     goes to the console interface, chosen with `sk console <interface>`)"
+                );
+            }
             None => out.push_str("sk console is NOT yet assigned\n"),
             Some(name) => match gw.interface_by_name(&name) {
                 None => {
@@ -128,6 +135,25 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
         },
     }
     out
+}
+
+/// Skype API commands are written in capitals (`GET USERSTATUS`); a lower-case word the
+/// family does not know is a mistyped subcommand, not raw text.
+fn looks_like_a_subcommand(lowered: &str, written: &str) -> bool {
+    written == lowered && written.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+}
+
+/// Whether a command's output reports a failure (what `skypopen sk` turns into its exit
+/// status): `-ERR ...`, the original's `ERROR...` lines and the client's `ERROR <n>` replies,
+/// `... failed`, and raw text sent with no console chosen.
+pub fn output_failed(output: &str) -> bool {
+    let mut no_console = 0;
+    output.lines().any(|line| {
+        if line == "sk console is NOT yet assigned" {
+            no_console += 1;
+        }
+        line.starts_with("-ERR") || line.starts_with("ERROR") || line.ends_with(" failed")
+    }) || no_console > 1
 }
 
 /// `skypopen <interface> <raw API text>`.
