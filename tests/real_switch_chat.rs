@@ -123,3 +123,56 @@ async fn the_real_fs_cli_runs_the_sk_family_on_the_listener() {
         .fs_cli(stack.listener, "not-the-password", "sk list");
     assert!(!ok, "fs_cli with a wrong password succeeded");
 }
+
+/// `sk`, `skypopen` and `skypopen_chat` typed in fs_cli connected to FreeSWITCH itself, as with
+/// the in-process module: `lua/skypopen.lua` with the shipped alias lines carries them to the
+/// sidecar as `skypopen::command` events and prints the result; with no sidecar it says so
+/// within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sk_typed_in_fs_cli_on_the_switch_s_own_port_reaches_the_sidecar() {
+    let Some(mut stack) = RealStack::start(
+        "sk_typed_in_fs_cli_on_the_switch_s_own_port_reaches_the_sidecar",
+        StackSpec::users(&["user1"]),
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let esl = stack.fs.esl;
+    let run = |command: &str| stack.fs.fs_cli(esl, "ClueCon", command);
+    // The README's install steps, as written.
+    let (_, script_dir) = run("global_getvar script_dir");
+    let script_dir = std::path::PathBuf::from(script_dir.trim());
+    assert!(
+        script_dir.starts_with(stack.fs.dir.path()),
+        "the test switch's own scripts folder: {script_dir:?}"
+    );
+    std::fs::create_dir_all(&script_dir).expect("script_dir");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua/skypopen.lua");
+    std::fs::copy(&script, script_dir.join("skypopen.lua")).expect("install the script");
+    for word in ["sk", "skypopen", "skypopen_chat"] {
+        let (ok, reply) = run(&format!("alias stickyadd {word} lua skypopen.lua {word}"));
+        assert!(ok && reply.contains("+OK"), "{reply}");
+    }
+    let (ok, reply) = run("sk list");
+    assert!(ok, "{reply}");
+    assert!(reply.contains("[interface1]"), "{reply}");
+    let (_, reply) = run("skypopen interface1 GET CURRENTUSERHANDLE");
+    assert!(reply.contains("CURRENTUSERHANDLE user1"), "{reply}");
+    let (_, reply) = run("skypopen_chat interface1 alice typed in the switch's console");
+    assert!(!reply.contains("-ERR"), "{reply}");
+    stack
+        .wait_inbox("alice", "typed in the switch's console")
+        .await;
+
+    stack.stop_sidecar();
+    let asked = std::time::Instant::now();
+    let (_, reply) = stack.fs.fs_cli(esl, "ClueCon", "sk list");
+    let took = asked.elapsed();
+    assert!(
+        reply.contains("-ERR no skypopen sidecar answered `sk list` within 1500 ms"),
+        "{reply}"
+    );
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+}

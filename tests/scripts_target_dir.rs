@@ -9,7 +9,9 @@ fn target_dir(dir: &Path, env: &[(&str, &str)]) -> String {
     let mut command = Command::new("bash");
     command
         .arg("-c")
-        .arg(format!(". {root}/scripts/lib/target_dir.sh && cargo_target_dir"))
+        .arg(format!(
+            ". {root}/scripts/lib/target_dir.sh && cargo_target_dir"
+        ))
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET_DIR");

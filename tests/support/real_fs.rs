@@ -216,6 +216,9 @@ impl RealSwitch {
             .arg(arg("storage"))
             .arg("-cache")
             .arg(arg("cache"))
+            // A script a test installs stays in its own switch, not in the shared build.
+            .arg("-scripts")
+            .arg(arg("scripts"))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
