@@ -1,9 +1,14 @@
 //! `skypopen run`: wires every part of the sidecar together and stops them on SIGTERM.
 
 use crate::config::Settings;
+use crate::gateway::observe::GatewayCollector;
 use crate::gateway::Gateway;
+use crate::metrics::http::HealthCheck;
+use crate::metrics::Metrics;
 use crate::shutdown::{self, CancellationToken};
+use crate::skype::process::{ClientEvent, ClientState, Subject};
 use crate::switch::esl::EventSource;
+use crate::switch::inbound::LinkState;
 use crate::switch::inbound::{spawn_inbound, InboundConfig};
 use crate::switch::listener::{CommandTable, EventBus, Listener, ListenerConfig, StatusSource};
 use crate::switch::media::MediaServer;
@@ -85,7 +90,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("cannot start the audio fork server")?;
     let switch = SwitchLink::new(inbound, settings.switch_password.clone());
-    let gateway = Gateway::new(settings.clone(), switch, media, stop.clone());
+    let metrics = Metrics::new();
+    let gateway = Gateway::new(
+        settings.clone(),
+        switch,
+        media,
+        metrics.clone(),
+        stop.clone(),
+    );
     if let Some(supervisor) = &supervisor {
         let _ = gateway.supervisor.set(supervisor.clone());
     }
@@ -110,6 +122,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     gateway
         .tasks
         .spawn(gateway.clone().dispatch_channels(channels_rx));
+
+    observe(&gateway, supervisor.as_ref());
+    if let Some(listen) = settings.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+        info!(%listen, "metrics on /metrics, health on /health");
+        let g = gateway.clone();
+        let health: HealthCheck = Arc::new(move || crate::gateway::observe::health(&g));
+        let cancel = stop.child_token();
+        let metrics = Arc::clone(&gateway.metrics);
+        gateway.tasks.spawn(async move {
+            if let Err(e) = crate::metrics::http::serve(listener, metrics, health, cancel).await {
+                warn!(error = %e, "metrics server stopped");
+            }
+        });
+    }
 
     let status: Arc<dyn StatusSource> = Arc::new(GatewayStatus(gateway.clone()));
     let table = Arc::new(CommandTable::with_builtins(
@@ -160,6 +189,61 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "stopped"
     );
     Ok(())
+}
+
+/// Metrics read from the gateway at scrape time, and the ones counted from the switch link's
+/// and the supervisor's changes.
+fn observe(gateway: &Gateway, supervisor: Option<&crate::skype::process::SupervisorHandle>) {
+    gateway
+        .metrics
+        .register_collector(Box::new(GatewayCollector::new(gateway)));
+    let mut link = gateway.switch.state();
+    let metrics = Arc::clone(&gateway.metrics);
+    let cancel = gateway.cancel.clone();
+    gateway.tasks.spawn(async move {
+        // The first connection is not a reconnect.
+        let up_now = *link.borrow_and_update() == LinkState::Up;
+        let (mut was_up, mut ever_up) = (up_now, up_now);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = link.changed() => if changed.is_err() { return },
+            }
+            let up = *link.borrow_and_update() == LinkState::Up;
+            if up && !was_up {
+                if ever_up {
+                    metrics.esl_reconnects.inc();
+                }
+                ever_up = true;
+            }
+            was_up = up;
+        }
+    });
+    let Some(supervisor) = supervisor else { return };
+    let mut events = supervisor.subscribe();
+    let metrics = Arc::clone(&gateway.metrics);
+    let cancel = gateway.cancel.clone();
+    gateway.tasks.spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(ClientEvent {
+                    subject: Subject::Interface(name),
+                    state: ClientState::Backoff { .. },
+                }) => {
+                    metrics
+                        .client_restarts
+                        .get_or_create(&vec![("interface", name)])
+                        .inc();
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 fn hostname() -> String {

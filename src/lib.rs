@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod gateway;
 pub mod media;
+pub mod metrics;
 pub mod shutdown;
 pub mod sim;
 pub mod skype;

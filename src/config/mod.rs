@@ -111,6 +111,7 @@ pub struct Settings {
     pub state: StateSettings,
     pub log: LogSettings,
     pub calls: CallSettings,
+    pub metrics: MetricsSettings,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -218,6 +219,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         section(&mut tree, "state", problems).unwrap_or_else(defaults::state);
     let log: LogSettings = section(&mut tree, "log", problems).unwrap_or_else(defaults::log);
     let calls: CallSettings = section(&mut tree, "calls", problems).unwrap_or_else(defaults::calls);
+    let metrics: MetricsSettings = section(&mut tree, "metrics", problems).unwrap_or_default();
     validate::call_timers(&calls, problems);
     let defaults_params: InterfaceParams =
         section(&mut tree, "defaults", problems).unwrap_or_default();
@@ -271,6 +273,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         state,
         log,
         calls,
+        metrics,
         interfaces,
     }
 }

@@ -137,6 +137,13 @@ pub struct StateSettings {
     pub dir: PathBuf,
 }
 
+/// Where Prometheus scrapes `/metrics` and a monitor asks `/health`; off when unset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub listen: Option<SocketAddr>,
+}
+
 /// The gateway's call timers, in seconds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +263,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "state",
     "log",
     "calls",
+    "metrics",
     "defaults",
     "interface",
 ];

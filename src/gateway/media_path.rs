@@ -5,7 +5,7 @@ use super::Gateway;
 use crate::config::{InterfaceConfig, MediaMode};
 use crate::media::dsp::DtmfDetector;
 use crate::media::frame::Frame;
-use crate::media::pump::{self, PumpConfig, PumpCounters, PumpReport, PumpStop};
+use crate::media::pump::{self, DirectionCounters, PumpConfig, PumpCounters, PumpReport, PumpStop};
 use crate::media::side::{FrameDuplex, MediaSide, Offer};
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
@@ -46,6 +46,9 @@ pub struct MediaPath {
     audio: Option<AudioGuard>,
     fork: bool,
     pub counters: Arc<PumpCounters>,
+    /// Where the counters are reported while the call lasts, and added up after.
+    totals: Arc<crate::metrics::MediaTotals>,
+    call: String,
     /// DTMF digits found in the Skype party's audio, when in-band detection is on.
     inband: Option<mpsc::Receiver<char>>,
 }
@@ -137,6 +140,7 @@ impl MediaPath {
         if let Some(pump) = self.pump.take() {
             let _ = pump.await;
         }
+        self.totals.closed(&self.call);
         if let Some(audio) = self.audio.take() {
             audio.close().await;
         }
@@ -148,6 +152,13 @@ impl MediaPath {
             }
         }
         debug!("media closed");
+    }
+}
+
+impl Drop for MediaPath {
+    fn drop(&mut self) {
+        // Also when a path is dropped without `close`: its counters join the totals once.
+        self.totals.closed(&self.call);
     }
 }
 
@@ -198,7 +209,18 @@ pub async fn open(
         MediaMode::AudioFork => (open_fork(gw, channel).await?, true),
         MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
     };
-    let counters = Arc::new(PumpCounters::default());
+    let counters = Arc::new(PumpCounters {
+        to_skype: DirectionCounters {
+            latency: Some(gw.metrics.latency("to_skype")),
+            ..DirectionCounters::default()
+        },
+        to_switch: DirectionCounters {
+            latency: Some(gw.metrics.latency("to_switch")),
+            ..DirectionCounters::default()
+        },
+    });
+    let call = channel.uuid().to_string();
+    gw.metrics.media.opened(&call, Arc::clone(&counters));
     let config = PumpConfig::for_interface(cfg.write_silence_when_idle);
     let (pump, inband) = if inband_dtmf {
         let (digits, inband) = mpsc::channel(INBAND_DIGITS);
@@ -236,6 +258,8 @@ pub async fn open(
         audio: Some(audio.guard),
         fork,
         counters,
+        totals: Arc::clone(&gw.metrics.media),
+        call,
         inband,
     })
 }

@@ -14,10 +14,12 @@ pub mod commands;
 pub mod dialstring;
 pub mod interface;
 pub mod media_path;
+pub mod observe;
 pub mod registry;
 mod routing;
 
 use crate::config::{InterfaceConfig, Settings};
+use crate::metrics::Metrics;
 use crate::shutdown::CancellationToken;
 use crate::skype::audio::PortAllocator;
 use crate::switch::media::MediaServer;
@@ -74,6 +76,7 @@ pub struct Shared {
     /// The client supervisor, when the sidecar manages its clients (set once by `run`).
     pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
+    pub metrics: Arc<Metrics>,
     pub cancel: CancellationToken,
     /// Every task of the gateway but the calls (interfaces, chats, helpers), so a stop can
     /// wait for them to wind down.
@@ -103,6 +106,7 @@ impl Gateway {
         settings: Arc<Settings>,
         switch: SwitchLink,
         media: MediaServer,
+        metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Gateway {
         let audio_ports = PortAllocator::new(settings.audio_ports.clone());
@@ -121,6 +125,7 @@ impl Gateway {
             live_calls: DashMap::new(),
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
+            metrics,
             calls_stop: cancel.child_token(),
             cancel,
             tasks: TaskTracker::new(),

@@ -16,6 +16,7 @@
 
 use super::frame::{Frame, FRAME_DURATION};
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct SlotEvents {
     pub underrun: bool,
     /// A frame was dropped to shorten a standing queue.
     pub trimmed: bool,
+    /// How long the frame that left in this slot had waited in the buffer.
+    pub waited: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -106,7 +109,8 @@ impl JitterBuffer {
         if self.slot_used {
             return (None, overflow);
         }
-        (self.release(), overflow)
+        // The frame leaves on arrival only when the queue was empty: it did not wait.
+        (self.release().map(|(frame, _)| frame), overflow)
     }
 
     /// Starts the next slot.
@@ -135,17 +139,20 @@ impl JitterBuffer {
         }
 
         let playout = match self.release() {
-            Some(frame) => Playout::Frame(frame),
+            Some((frame, arrived)) => {
+                events.waited = Some(now.saturating_duration_since(arrived));
+                Playout::Frame(frame)
+            }
             None if self.empty_slots >= self.config.grace_slots => Playout::Idle,
             None => Playout::Waiting,
         };
         (playout, events)
     }
 
-    fn release(&mut self) -> Option<Frame> {
-        let (frame, _) = self.queue.pop_front()?;
+    fn release(&mut self) -> Option<(Frame, Instant)> {
+        let head = self.queue.pop_front()?;
         self.slot_used = true;
-        Some(frame)
+        Some(head)
     }
 
     pub fn len(&self) -> usize {

@@ -8,9 +8,11 @@ use super::frame::{Frame, FRAME_DURATION};
 use super::jitter::{JitterBuffer, JitterConfig, Playout, SlotEvents};
 use super::side::{MediaSide, Offer};
 use super::tap::WavTap;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -63,6 +65,10 @@ pub struct DirectionCounters {
     pub trimmed: AtomicU64,
     /// Frames the destination could not take (it was not keeping up).
     pub dropped: AtomicU64,
+    /// Frames waiting in the jitter buffer now.
+    pub queued: AtomicU64,
+    /// How long each audio frame waited in the sidecar (arrival to leaving), when measured.
+    pub latency: Option<Histogram>,
 }
 
 impl DirectionCounters {
@@ -160,26 +166,53 @@ impl<'a> Direction<'a> {
         if overflow {
             bump(&self.counters.overruns);
         }
+        self.note_queue();
         match ready {
-            Some(frame) => self.send(frame, false, to),
+            Some(frame) => {
+                self.observe(Duration::ZERO);
+                self.send(frame, false, to)
+            }
             None => Ok(()),
         }
     }
 
     /// The start of a slot: a queued frame leaves, or silence fills in for an idle source.
     fn tick(&mut self, now: Instant, to: &mut impl MediaSide) -> Result<(), Closed> {
-        let (playout, SlotEvents { underrun, trimmed }) = self.jitter.tick(now);
+        let (
+            playout,
+            SlotEvents {
+                underrun,
+                trimmed,
+                waited,
+            },
+        ) = self.jitter.tick(now);
         if underrun {
             bump(&self.counters.underruns);
         }
         if trimmed {
             bump(&self.counters.trimmed);
         }
+        if let Some(waited) = waited {
+            self.observe(waited);
+        }
+        self.note_queue();
         self.idle = playout == Playout::Idle;
         match playout {
             Playout::Frame(frame) => self.send(frame, false, to),
             Playout::Idle if self.fill_silence => self.send(Frame::SILENCE, true, to),
             Playout::Idle | Playout::Waiting => Ok(()),
+        }
+    }
+
+    fn note_queue(&self) {
+        self.counters
+            .queued
+            .store(self.jitter.len() as u64, Ordering::Relaxed);
+    }
+
+    fn observe(&self, waited: Duration) {
+        if let Some(latency) = &self.counters.latency {
+            latency.observe(waited.as_secs_f64());
         }
     }
 

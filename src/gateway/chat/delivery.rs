@@ -4,10 +4,13 @@
 
 use super::ledger::Ledger;
 use super::message::IncomingChat;
+use crate::metrics::Metrics;
 use crate::shutdown::CancellationToken;
 use crate::switch::event_link::LinkError;
 use crate::switch::listener::EventBus;
 use crate::switch::SwitchLink;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
@@ -41,14 +44,16 @@ struct Towards {
 
 pub struct Delivery {
     bus: EventBus,
+    metrics: Arc<Metrics>,
     /// Also serializes deliveries, so a sibling's copy waits and then finds the key.
     state: Mutex<Towards>,
 }
 
 impl Delivery {
-    pub fn new(link: SwitchLink, bus: EventBus, ledger: Ledger) -> Delivery {
+    pub fn new(link: SwitchLink, bus: EventBus, ledger: Ledger, metrics: Arc<Metrics>) -> Delivery {
         Delivery {
             bus,
+            metrics,
             state: Mutex::new(Towards { ledger, link }),
         }
     }
@@ -65,6 +70,7 @@ impl Delivery {
         };
         if state.ledger.contains(key) {
             debug!(chat_id = chat.id, chatname = %chat.chatname, "chat message delivered before; not again");
+            self.metrics.chat("duplicate");
             return Ok(Delivered::Duplicate);
         }
         let headers = chat.headers();
@@ -72,6 +78,7 @@ impl Delivery {
         let mut refusals = 0;
         let mut pause = RETRY_PAUSE;
         let mut told_waiting = false;
+        let mut waiting = Waiting::new(&self.metrics.chats_waiting);
         let uuid = loop {
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
@@ -80,6 +87,7 @@ impl Delivery {
             match attempt {
                 Ok(uuid) => break uuid,
                 Err(e @ LinkError::Unavailable { .. }) => {
+                    waiting.begin();
                     if !told_waiting {
                         info!(chat_id = chat.id, error = %e, "FreeSWITCH unreachable; chats wait");
                         told_waiting = true;
@@ -90,6 +98,7 @@ impl Delivery {
                 Err(e @ LinkError::Refused(_)) => {
                     refusals += 1;
                     if refusals >= REFUSALS_TOLERATED {
+                        self.metrics.chat("refused");
                         return Err(DeliveryError::Refused(e.to_string()));
                     }
                     warn!(chat_id = chat.id, error = %e, "FreeSWITCH refused the MESSAGE event; trying again");
@@ -97,6 +106,8 @@ impl Delivery {
                 }
             }
         };
+        drop(waiting);
+        self.metrics.chat("delivered");
         state.ledger.insert(key);
         let snapshot = state.ledger.snapshot();
         let written = tokio::task::spawn_blocking(move || snapshot.write()).await;
@@ -124,5 +135,36 @@ async fn sleep(pause: Duration, cancel: &CancellationToken) -> Result<(), Delive
     tokio::select! {
         _ = cancel.cancelled() => Err(DeliveryError::Cancelled),
         _ = tokio::time::sleep(pause) => Ok(()),
+    }
+}
+
+/// Counts one chat in `chats_waiting` from [`Waiting::begin`] until dropped, whichever way the
+/// delivery ends.
+struct Waiting<'a> {
+    gauge: &'a Gauge,
+    counted: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a Gauge) -> Waiting<'a> {
+        Waiting {
+            gauge,
+            counted: false,
+        }
+    }
+
+    fn begin(&mut self) {
+        if !self.counted {
+            self.gauge.inc();
+            self.counted = true;
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.gauge.dec();
+        }
     }
 }

@@ -225,7 +225,10 @@ impl Worker {
             return self.mark_seen(id).await;
         }
         let chat = match self.fetch(id).await {
-            Ok(Some(chat)) => chat,
+            Ok(Some(chat)) => {
+                self.gw.metrics.chat("received");
+                chat
+            }
             Ok(None) => return self.mark_seen(id).await,
             Err(Fetch::Gone(e)) => {
                 warn!(chat_id = %id, error = %e, "chat message cannot be read; skipped");

@@ -75,7 +75,12 @@ pub fn start(gw: &Gateway, events: EventBus) {
             }
         };
         info!(state = %ledger.path().display(), known = ledger.len(), "chat delivery started");
-        let delivery = Arc::new(Delivery::new(gw.switch.clone(), events, ledger));
+        let delivery = Arc::new(Delivery::new(
+            gw.switch.clone(),
+            events,
+            ledger,
+            Arc::clone(&gw.metrics),
+        ));
         gw.chat.delivery.send_replace(Some(delivery));
         requests::serve(gw).await;
     });

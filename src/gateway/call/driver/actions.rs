@@ -85,7 +85,7 @@ impl Driver {
             }
             Action::RejectSkype => self.hang_up_skype().await,
             Action::CountFailure => gw.registry.count_failure(id, self.direction),
-            Action::Ended(_) => {}
+            Action::Ended(ended) => self.ended = Some(ended),
         }
         None
     }
@@ -378,6 +378,13 @@ impl Driver {
         }
         gw.pending_inbound.remove(&self.uuid);
         gw.live_calls.remove(&self.uuid);
+        if let Some(ended) = self.ended {
+            let direction = match self.direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            };
+            gw.metrics.call_ended(direction, ended.cause().as_str());
+        }
         gw.registry.release(self.ctx.cfg.id);
         let _ = self
             .ctx

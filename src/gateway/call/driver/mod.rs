@@ -61,6 +61,8 @@ struct Driver {
     background: JoinSet<Background>,
     inbox: mpsc::Receiver<CallInput>,
     started: Instant,
+    /// How the machine said the call ended.
+    ended: Option<super::machine::Ended>,
 }
 
 impl Driver {
@@ -88,6 +90,7 @@ impl Driver {
             background: JoinSet::new(),
             inbox,
             started: Instant::now(),
+            ended: None,
         }
     }
 
