@@ -9,9 +9,10 @@ use listener_support::{wait_for, Client, Server, DEADLINE, PASSWORD};
 use skypopen::switch::esl::{reply, Event, EventFormat, EventSource};
 use skypopen::switch::listener::LockoutPolicy;
 use skypopen::telemetry::LogBus;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 use support::eslcap::{self, Direction};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn wrong_password_gets_exactly_what_freeswitch_sends() {
@@ -85,36 +86,112 @@ async fn commands_before_auth_are_not_found_and_crlf_is_accepted() {
     server.stop().await;
 }
 
+fn quick_lockout() -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures: 3,
+        max_network_failures: 6,
+        pause: Duration::from_millis(5),
+        max_pause: Duration::from_millis(20),
+        ..LockoutPolicy::default()
+    }
+}
+
+/// A failed login from `local`; what the server sent.
+async fn fail_from(server: &Server, local: Ipv4Addr) -> String {
+    let mut client = Client::connect_from(server.addr, local).await;
+    client.send(b"auth guess\n\n").await;
+    String::from_utf8_lossy(&client.rest().await).into_owned()
+}
+
 #[tokio::test]
-async fn repeated_failures_lock_the_address_out() {
+async fn wrong_passwords_from_an_admin_address_never_lock_it_out() {
+    let server = Server::start(|config| config.lockout = quick_lockout()).await;
+    for _ in 0..20 {
+        assert!(fail_from(&server, Ipv4Addr::LOCALHOST)
+            .await
+            .contains("-ERR invalid"));
+    }
+    let mut client = Client::login(server.addr).await;
+    assert!(client.api("status").await.starts_with("UP "));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_addresses_are_banned_and_so_is_their_network() {
     let server = Server::start(|config| {
-        config.lockout = LockoutPolicy {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            ban: Duration::from_secs(600),
-        };
+        config.lockout = quick_lockout();
+        config.allow = vec!["127.0.0.0/8".parse().unwrap()];
+        config.admin = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
+    let guesser = Ipv4Addr::new(127, 0, 0, 2);
     for _ in 0..3 {
-        let mut client = Client::connect(server.addr).await;
-        client.send(b"auth guess\n\n").await;
-        let rest = client.rest().await;
-        assert!(String::from_utf8_lossy(&rest).contains("Reply-Text: -ERR invalid"));
+        assert!(fail_from(&server, guesser).await.contains("-ERR invalid"));
     }
-    // Even the right password is refused now.
-    let mut client = Client::connect(server.addr).await;
+    // Even the right password is refused now, with the reason.
+    let mut client = Client::connect_from(server.addr, guesser).await;
     client.send(format!("auth {PASSWORD}\n\n").as_bytes()).await;
-    let rest = client.rest().await;
-    let expected = [
-        reply::rude_rejection(),
-        reply::disconnect_notice(reply::GOODBYE),
-    ]
-    .concat();
-    assert_eq!(
-        String::from_utf8_lossy(&rest),
-        String::from_utf8_lossy(&expected)
+    let rest = String::from_utf8_lossy(&client.rest().await).into_owned();
+    assert!(
+        rest.starts_with("Content-Type: text/rude-rejection"),
+        "{rest}"
     );
-    assert_eq!(server.stats.refused(), 1);
+    assert!(
+        rest.contains("Refused: address banned after failed logins."),
+        "{rest}"
+    );
+    // Rotating through the network buys only a few more guesses before it is banned whole.
+    for last in 3..6 {
+        assert!(fail_from(&server, Ipv4Addr::new(127, 0, 0, last))
+            .await
+            .contains("-ERR invalid"));
+    }
+    let rest = fail_from(&server, Ipv4Addr::new(127, 0, 0, 77)).await;
+    assert!(
+        rest.contains("Refused: network banned after failed logins from its addresses."),
+        "{rest}"
+    );
+    // The admin address in that network still gets in.
+    let mut client = Client::login(server.addr).await;
+    assert!(client.api("status").await.starts_with("UP "));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_connections_that_never_log_in_leaves_room_for_the_operator() {
+    let server = Server::start(|_| {}).await;
+    let mut flood = Vec::new();
+    for _ in 0..500 {
+        flood.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut client = Client::login(server.addr).await;
+    assert!(client.api("status").await.starts_with("UP "));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // The oldest of the flood were closed and told why.
+    let mut first = flood.remove(0);
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, first.read_to_end(&mut seen)).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        seen.contains("too many connections waiting to log in"),
+        "{seen}"
+    );
+    drop(flood);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_log_in_is_told_and_closed() {
+    let server = Server::start(|config| config.auth_timeout = Duration::from_millis(200)).await;
+    let mut client = Client::connect(server.addr).await;
+    let rest = String::from_utf8_lossy(&client.rest().await).into_owned();
+    assert!(rest.contains("No auth in time"), "{rest}");
     server.stop().await;
 }
 
@@ -396,7 +473,9 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
         .send(b"sendevent MESSAGE\nContent-Length: 99999999999\n\n")
         .await;
     let rest = huge_length.rest().await;
-    assert!(String::from_utf8_lossy(&rest).contains("text/disconnect-notice"));
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("text/disconnect-notice"), "{rest}");
+    assert!(rest.contains("over the size limits"), "told why: {rest}");
 
     let mut endless = Client::login(server.addr).await;
     let junk = vec![b'x'; 70 * 1024];

@@ -90,7 +90,12 @@ pub fn listener() -> ListenerSettings {
         password: None,
         password_file: None,
         allow: allow(),
+        admin: Vec::new(),
+        auth_timeout_secs: auth_timeout_secs(),
     }
+}
+pub fn auth_timeout_secs() -> f64 {
+    5.0
 }
 pub fn clients() -> ClientsSettings {
     ClientsSettings {

@@ -105,6 +105,7 @@ pub struct Settings {
     pub listener: ListenerSettings,
     pub listener_password: Secret,
     pub listener_allow: Vec<ipnet::IpNet>,
+    pub listener_admin: Vec<ipnet::IpNet>,
     pub clients: ClientsSettings,
     pub audio_ports: RangeInclusive<u16>,
     pub unicast_ports: RangeInclusive<u16>,
@@ -246,6 +247,16 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         validate::port_range("switch.unicast_ports", &switch.unicast_ports, problems);
     validate::media_url(&switch.media_url, problems);
     let listener_allow = validate::allow_list(&listener.allow, problems);
+    let listener_admin = validate::network_list("listener.admin", &listener.admin, problems);
+    if !(listener.auth_timeout_secs > 0.0 && listener.auth_timeout_secs <= 3_600.0) {
+        problems.push(Problem::new(
+            "listener.auth_timeout_secs",
+            format!(
+                "{} must be a number of seconds above 0 and at most 3600",
+                listener.auth_timeout_secs
+            ),
+        ));
+    }
     let audio_ports = validate::port_range("clients.audio_ports", &clients.audio_ports, problems);
     validate::clients(&clients, problems);
     validate::listen_addresses(&switch, &listener, &clients, problems);
@@ -267,6 +278,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         listener,
         listener_password,
         listener_allow,
+        listener_admin,
         clients,
         audio_ports,
         unicast_ports,

@@ -52,6 +52,19 @@ pub struct ListenerSettings {
     /// A list, or (from the environment) one comma-separated string.
     #[serde(default = "defaults::allow", deserialize_with = "list_or_commas")]
     pub allow: Vec<String>,
+    /// Networks whose failed logins never ban them (the operator's own tools); empty means
+    /// loopback.
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub admin: Vec<String>,
+    /// A connection must log in within this many seconds.
+    #[serde(default = "defaults::auth_timeout_secs")]
+    pub auth_timeout_secs: f64,
+}
+
+impl ListenerSettings {
+    pub fn auth_timeout(&self) -> Duration {
+        secs(self.auth_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -54,6 +54,15 @@ pub fn port_range(key: &str, text: &str, problems: &mut Vec<Problem>) -> RangeIn
 }
 
 pub fn allow_list(entries: &[String], problems: &mut Vec<Problem>) -> Vec<ipnet::IpNet> {
+    network_list("listener.allow", entries, problems)
+}
+
+/// Addresses or CIDR blocks; each bad entry is a problem of its own (`key[i]`).
+pub fn network_list(
+    key: &str,
+    entries: &[String],
+    problems: &mut Vec<Problem>,
+) -> Vec<ipnet::IpNet> {
     entries
         .iter()
         .enumerate()
@@ -64,7 +73,7 @@ pub fn allow_list(entries: &[String], problems: &mut Vec<Problem>) -> Vec<ipnet:
             parsed
                 .map_err(|_| {
                     problems.push(Problem::new(
-                        format!("listener.allow[{i}]"),
+                        format!("{key}[{i}]"),
                         format!("{text:?} is not an address or CIDR block"),
                     ))
                 })

@@ -81,7 +81,16 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connects");
+        Self::connect_from(addr, std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Connects from another loopback address (127.0.0.2 ...), as another host would.
+    pub async fn connect_from(addr: SocketAddr, local: std::net::Ipv4Addr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((local, 0)))
+            .expect("bind the local address");
+        let stream = socket.connect(addr).await.expect("connects");
         Client {
             stream,
             buf: BytesMut::new(),

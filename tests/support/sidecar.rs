@@ -45,6 +45,11 @@ pub struct Sidecar {
 impl Sidecar {
     /// `interfaces`: (name, skype_user) pairs; ids are 1, 2, ...
     pub fn start(interfaces: &[(&str, &str)]) -> Sidecar {
+        Self::start_with_env(interfaces, &[])
+    }
+
+    /// With these extra environment variables (e.g. `SKYPOPEN__LOG__FORMAT=json`).
+    pub fn start_with_env(interfaces: &[(&str, &str)], env: &[(&str, &str)]) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut toml = format!(
@@ -90,6 +95,7 @@ level = "info,skypopen=debug"
             .arg("--config")
             .arg(&config)
             .arg("run")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))

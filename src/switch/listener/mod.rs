@@ -7,6 +7,7 @@
 //! [`EventBus`], and call [`serve`] (or [`Listener::bind`] then [`Listener::run`]) with
 //! the service's cancellation token.
 
+mod admission;
 pub mod bus;
 pub mod commands;
 pub mod guard;
@@ -21,6 +22,7 @@ pub use guard::LockoutPolicy;
 use crate::config::{Secret, Settings};
 use crate::switch::esl::{reply, Limits};
 use crate::telemetry::LogBus;
+use admission::Admission;
 use guard::AuthGuard;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +44,12 @@ pub struct ListenerConfig {
     pub limits: Limits,
     /// A connection must authenticate within this time.
     pub auth_timeout: Duration,
+    /// Networks whose addresses are never banned (their failures only pause); empty means
+    /// loopback.
+    pub admin: Vec<IpNet>,
+    /// Connections waiting to log in, per address and in all; a newcomer evicts the oldest.
+    pub waiting_per_address: usize,
+    pub waiting_total: usize,
     /// Messages (replies, events, log lines) queued per connection before events are lost
     /// and the connection is closed with FreeSWITCH's "lost events" notice.
     pub queue_capacity: usize,
@@ -62,7 +70,11 @@ impl ListenerConfig {
             password,
             allow: Vec::new(),
             limits: Limits::default(),
-            auth_timeout: Duration::from_secs(25),
+            auth_timeout: Duration::from_secs(5),
+            admin: Vec::new(),
+            waiting_per_address: 32,
+            // 64 of the 256 slots stay for connections that logged in.
+            waiting_total: 192,
             queue_capacity: 10_000,
             write_timeout: Duration::from_secs(30),
             lockout: LockoutPolicy::default(),
@@ -76,6 +88,8 @@ impl ListenerConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         let mut config = Self::new(settings.listener.listen, settings.listener_password.clone());
         config.allow = settings.listener_allow.clone();
+        config.admin = settings.listener_admin.clone();
+        config.auth_timeout = settings.listener.auth_timeout();
         config
     }
 
@@ -147,6 +161,7 @@ pub(crate) struct Shared {
     events: EventBus,
     logs: LogBus,
     guard: AuthGuard,
+    admission: Admission,
     stats: Arc<ListenerStats>,
     /// Running `bgapi` jobs; a stop cancels and waits for them.
     jobs: TaskTracker,
@@ -174,7 +189,8 @@ impl Listener {
         Ok(Listener {
             socket,
             shared: Arc::new(Shared {
-                guard: AuthGuard::new(config.lockout),
+                guard: AuthGuard::new(config.lockout, config.admin.clone()),
+                admission: Admission::new(config.waiting_per_address, config.waiting_total),
                 config,
                 table,
                 events,
@@ -218,8 +234,8 @@ impl Listener {
             let ip = peer.ip().to_canonical();
             let refusal = if !shared.config.allows(ip) {
                 Some("address not in the allow list")
-            } else if shared.guard.is_locked_out(ip) {
-                Some("address locked out after failed logins")
+            } else if let Some(ban) = shared.guard.ban_of(ip) {
+                Some(ban)
             } else if shared.stats.open() >= shared.config.max_connections as u64 {
                 Some("too many connections")
             } else {
@@ -228,7 +244,7 @@ impl Listener {
             if let Some(reason) = refusal {
                 shared.stats.refused.fetch_add(1, Ordering::Relaxed);
                 warn!(peer = %peer, reason, "connection refused");
-                sessions.spawn(reject(stream, shared.config.write_timeout));
+                sessions.spawn(reject(stream, reason, shared.config.write_timeout));
                 continue;
             }
             next_id += 1;
@@ -238,11 +254,13 @@ impl Listener {
             let shared = shared.clone();
             let cancel = cancel.child_token();
             let id = next_id;
+            let evicted = shared.admission.enter(id, ip);
             sessions.spawn(
                 async move {
                     // Counted down even if the session task unwinds.
                     let _open = OpenSession(shared.stats.clone());
-                    session::run(stream, peer, id, shared, cancel).await;
+                    session::run(stream, peer, id, shared.clone(), cancel, evicted).await;
+                    shared.admission.leave(id);
                 }
                 .instrument(span),
             );
@@ -279,11 +297,11 @@ pub async fn serve(
         .await
 }
 
-/// `text/rude-rejection`, then the goodbye notice, then close.
-async fn reject(mut stream: TcpStream, write_timeout: Duration) {
+/// `text/rude-rejection`, then a disconnect notice saying why, then close.
+async fn reject(mut stream: TcpStream, reason: &str, write_timeout: Duration) {
     let bytes = [
         reply::rude_rejection(),
-        reply::disconnect_notice(reply::GOODBYE),
+        reply::disconnect_notice(&format!("Refused: {reason}.\n")),
     ]
     .concat();
     let _ = tokio::time::timeout(write_timeout, async {

@@ -55,12 +55,22 @@ struct Session {
     cancel: CancellationToken,
 }
 
+/// Told to a connection that did not log in within the auth timeout.
+const NO_AUTH_IN_TIME: &str = "No auth in time: closing. Log in with `auth <password>` first.\n";
+/// Told to a connection whose command could not be read (over a size limit, or malformed).
+const UNREADABLE: &str =
+    "Closed: a command was over the size limits (64 KiB of headers, 1 MiB of body) or unreadable.\n";
+/// Told to a connection closed to make room for a newer one waiting to log in.
+const EVICTED: &str =
+    "Closed: too many connections waiting to log in; the oldest make room for new ones.\n";
+
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
     cancel: CancellationToken,
+    evicted: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
@@ -95,7 +105,11 @@ pub(crate) async fn run(
                 },
                 _ = &mut auth_deadline, if !authenticated => {
                     info!("no auth in time, closing");
-                    Flow::Close(reply::GOODBYE)
+                    Flow::Close(NO_AUTH_IN_TIME)
+                }
+                _ = evicted.cancelled(), if !authenticated => {
+                    info!("closed to make room for a newer connection waiting to log in");
+                    Flow::Close(EVICTED)
                 }
                 input = session.next_background() => session.on_background(input),
             };
@@ -227,7 +241,7 @@ impl Session {
 
     fn protocol_error(&mut self, err: FrameError) -> Flow {
         warn!(error = %err, "unreadable command, closing");
-        Flow::Close(reply::GOODBYE)
+        Flow::Close(UNREADABLE)
     }
 
     async fn reply(&mut self, text: &str) -> Flow {
@@ -306,6 +320,7 @@ impl Session {
             keyword == "auth" && bool::from(offered.as_bytes().ct_eq(expected.as_bytes()));
         if accepted {
             self.authenticated = true;
+            self.shared.admission.leave(self.context.id());
             self.shared.guard.record_success(ip);
             info!("authenticated");
             return self.reply("+OK accepted").await;
@@ -314,11 +329,11 @@ impl Session {
             .stats
             .auth_failures
             .fetch_add(1, Ordering::Relaxed);
-        if self.shared.guard.record_failure(ip) {
-            warn!(address = %ip, "too many failed logins, refusing this address for a while");
-        } else {
-            warn!(address = %ip, "failed login");
-        }
+        let failure = self.shared.guard.record_failure(ip);
+        // One line per failure, in a fixed shape a fail2ban filter matches
+        // (contrib/fail2ban/filter.d/skypopen.conf).
+        warn!(address = %ip, banned = failure.banned, "listener authentication failure");
+        tokio::time::sleep(failure.pause).await;
         match self.reply("-ERR invalid").await {
             Flow::Continue => Flow::Close(reply::GOODBYE),
             other => other,
