@@ -417,11 +417,16 @@ impl Registry {
         out.push_str("F ID\t    Name    \tIB (F/T)    OB (F/T)\tState\tCallFlw\t\tUUID\n");
         out.push_str("= ====\t  ========  \t=======     =======\t======\t============\t======\n");
         let (mut ib, mut ib_failed, mut ob, mut ob_failed, mut count) = (0, 0, 0, 0, 0);
-        // The pointer may rest on an empty slot (slot 0 is never configured); the hunt then
-        // starts at the next interface, so that is the one marked.
-        let starts_at = (0..MAX_SLOTS)
-            .map(|step| (inner.next + step) % MAX_SLOTS)
-            .find(|index| inner.slots[*index].is_some());
+        // `full` shows the raw pointer, as the original did. It may rest on an empty slot
+        // (slot 0 is never configured), which the short list does not show: there the star
+        // goes to the interface the next hunt starts at.
+        let starts_at = if full {
+            Some(inner.next)
+        } else {
+            (0..MAX_SLOTS)
+                .map(|step| (inner.next + step) % MAX_SLOTS)
+                .find(|index| inner.slots[*index].is_some())
+        };
         for (index, slot) in inner.slots.iter().enumerate() {
             let flag = if Some(index) == starts_at { '*' } else { ' ' };
             match slot {
