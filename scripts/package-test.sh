@@ -12,7 +12,7 @@ command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 step() { printf '\n== %s\n' "$*"; }
 
 step "build"
-deb=$(cargo deb | tail -n 1)
+deb=$(cargo deb --strip | tail -n 1)
 ls -l "$deb"
 step "contents: two stripped service binaries, the conffile, the unit, the examples"
 dpkg-deb --contents "$deb" | awk '{print $1, $3, $6}'
@@ -38,7 +38,10 @@ runner=$!
 ok=""
 for _ in $(seq 1 100); do
     if out=$(/usr/bin/skypopen --config /etc/skypopen/skypopen.toml sk list 2>/dev/null) &&
-        [ "$(grep -c IDLE <<<"$out")" -ge 2 ]; then ok=1; break; fi
+        [ "$(awk -F'\t' '$2 ~ /^\[interface/ && $5 == "IDLE"' <<<"$out" | wc -l)" -ge 2 ]; then
+        ok=1
+        break
+    fi
     sleep 0.2
 done
 echo "$out"
