@@ -129,6 +129,45 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
     );
     let out = skypopen_sk(&sidecar.config, &["calls"]).await;
     assert_eq!(out.status.code(), Some(0));
+    // A one-shot console from a shell.
+    let out = skypopen_sk(
+        &sidecar.config,
+        &["--interface", "interface1", "GET", "CURRENTUSERHANDLE"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("CURRENTUSERHANDLE user1"), "{stdout}");
+    let out = skypopen_sk(
+        &sidecar.config,
+        &["-i", "nosuch", "GET", "CURRENTUSERHANDLE"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+
+    // One screen; no FreeSWITCH here, so not healthy (exit 1), and it says why.
+    let out = skypopen_cli(&sidecar.config, &["status"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("DOWN  FreeSWITCH event socket at "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Interfaces  1 (1 usable)"), "{stdout}");
+    assert!(
+        stdout.contains("  interface1     user1          IDLE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Calls       0 up"), "{stdout}");
+    let out = skypopen_cli(&sidecar.config, &["status", "--json"]).await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status["healthy"], false);
+    assert_eq!(status["freeswitch"]["connected"], false);
+    assert_eq!(status["interfaces"][0]["name"], "interface1");
+    assert_eq!(status["interfaces"][0]["state"], "IDLE");
+    assert_eq!(status["calls"].as_array().map(Vec::len), Some(0));
 
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/greenswitch_sk.py");
@@ -157,14 +196,47 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
     assert_eq!(out.status.code(), Some(2), "could not run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused the password"), "{stderr}");
+    // Loopback is an admin address: 20 wrong passwords never lock the operator out.
+    for _ in 0..19 {
+        assert_eq!(skypopen_sk(&bad, &["list"]).await.status.code(), Some(2));
+    }
+    let out = skypopen_sk(&sidecar.config, &["list"]).await;
+    assert_eq!(out.status.code(), Some(0), "after 20 wrong passwords");
+
+    // 500 connections that never log in: the operator still gets an answer within 1 s.
+    let mut flood = Vec::new();
+    for _ in 0..500 {
+        flood.push(
+            tokio::net::TcpStream::connect(sidecar.listener)
+                .await
+                .expect("connect"),
+        );
+    }
+    let asked = std::time::Instant::now();
+    let out = skypopen_sk(&sidecar.config, &["list"]).await;
+    let took = asked.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+    drop(flood);
 }
 
 /// `skypopen --config <config> sk <args>`.
 async fn skypopen_sk(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["sk"];
+    all.extend_from_slice(args);
+    skypopen_cli(config, &all).await
+}
+
+/// `skypopen --config <config> <args>`.
+async fn skypopen_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_skypopen"))
         .arg("--config")
         .arg(config)
-        .arg("sk")
         .args(args)
         .env_remove("SKYPOPEN_LISTENER_PASSWORD")
         .output()

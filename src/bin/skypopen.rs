@@ -33,9 +33,21 @@ enum Command {
         /// The original `skypopen.conf.xml`.
         xml: PathBuf,
     },
+    /// One screen of the running sidecar: the FreeSWITCH link, interfaces, live calls and
+    /// waiting chats. Exit status 0 when it can carry calls, 1 when not, 2 when unreachable.
+    Status {
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run an `sk` command on the running sidecar through its listener (host, port and
-    /// password from the configuration), e.g. `skypopen sk list`.
+    /// password from the configuration), e.g. `skypopen sk list`; with `--interface`, send
+    /// raw Skype API text to that interface (`skypopen sk --interface interface1 GET
+    /// CURRENTUSERHANDLE`).
     Sk {
+        /// Send the words as raw Skype API text to this interface (a one-shot console).
+        #[arg(long, short = 'i')]
+        interface: Option<String>,
         /// The command's words, e.g. `list`, `console interface1`, `calls`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -56,7 +68,21 @@ fn with_config(config: Option<PathBuf>, command: Command) -> anyhow::Result<Exit
     match command {
         Command::Run => run(&config),
         Command::Check => check(&config),
-        Command::Sk { args } => sk(&config, &args),
+        Command::Sk { interface, args } => {
+            let line = match interface {
+                Some(name) => format!("skypopen {name} {}", args.join(" ")),
+                None => format!("sk {}", args.join(" ")),
+            };
+            listener_command(&config, &line, skypopen::gateway::commands::output_failed)
+        }
+        Command::Status { json } => {
+            let line = if json {
+                "skypopen_status json"
+            } else {
+                "skypopen_status"
+            };
+            listener_command(&config, line, status_unhealthy)
+        }
         Command::MigrateConfig { xml } => migrate_config(&xml),
     }
 }
@@ -71,10 +97,25 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-/// A client of the sidecar's own listener, like `fs_cli -x "sk ..."`. Exit status: 0 when the
-/// command did what it was asked, 1 when it reported a failure, 2 when it could not be run
-/// (listener unreachable, password refused).
-fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
+/// `skypopen_status` output of a sidecar that cannot carry calls.
+fn status_unhealthy(output: &str) -> bool {
+    let json_says = serde_json::from_str::<serde_json::Value>(output)
+        .ok()
+        .and_then(|v| v["healthy"].as_bool());
+    match json_says {
+        Some(healthy) => !healthy,
+        None => output.starts_with("DOWN"),
+    }
+}
+
+/// A client of the sidecar's own listener, like `fs_cli -x "..."`. Exit status: 0 when the
+/// command did what it was asked, 1 when `failed` says its output reports a failure, 2 when
+/// it could not be run (listener unreachable, password refused).
+fn listener_command(
+    path: &std::path::Path,
+    line: &str,
+    failed: fn(&str) -> bool,
+) -> anyhow::Result<ExitCode> {
     const COULD_NOT_RUN: u8 = 2;
     let settings = Settings::load(path)?;
     let addr = settings.listener.listen;
@@ -83,8 +124,7 @@ fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         addr.ip().to_string()
     };
-    let command = format!("sk {}", args.join(" "));
-    let command = command.trim_end();
+    let command = line.trim_end();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,7 +161,7 @@ fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
     let output = match output {
         Ok(output) => output,
         Err(why) => {
-            eprintln!("skypopen sk: {why}");
+            eprintln!("skypopen: {why}");
             return Ok(ExitCode::from(COULD_NOT_RUN));
         }
     };
@@ -129,7 +169,7 @@ fn sk(path: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
     if !output.ends_with('\n') {
         println!();
     }
-    if skypopen::gateway::commands::output_failed(&output) {
+    if failed(&output) {
         Ok(ExitCode::FAILURE)
     } else {
         Ok(ExitCode::SUCCESS)

@@ -63,6 +63,12 @@ pub fn register(table: &Arc<CommandTable>, gw: &Gateway) {
         let g = g.clone();
         Box::pin(async move { chat(&g, &r.args).await })
     });
+    let g = gw.clone();
+    table.register("skypopen_status", move |r: ApiRequest| -> ApiFuture {
+        let as_json = r.args.trim().eq_ignore_ascii_case("json");
+        let text = super::status::render(&g, as_json);
+        Box::pin(async move { text })
+    });
     gw.tasks.spawn(serve_events(gw.clone(), Arc::clone(table)));
 }
 

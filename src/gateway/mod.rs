@@ -17,6 +17,7 @@ pub mod media_path;
 pub mod observe;
 pub mod registry;
 mod routing;
+pub mod status;
 
 use crate::config::{InterfaceConfig, Settings};
 use crate::metrics::Metrics;
