@@ -1,4 +1,6 @@
-//! Hands incoming chats to FreeSWITCH one at a time, in order, exactly once: waits while
+//! Hands incoming chats to FreeSWITCH one at a time, in order, at least once, each with its
+//! `skypopen_message_key` so a consumer can drop a repeat (a sidecar killed between FreeSWITCH's
+//! acceptance and the ledger's write delivers that one message again): waits while
 //! FreeSWITCH is unreachable, skips what the ledger already knows, records what FreeSWITCH
 //! accepted, and then tells the listener's subscribers.
 

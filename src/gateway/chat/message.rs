@@ -6,6 +6,9 @@ use crate::switch::esl::stamp::format_gmt;
 use crate::switch::esl::Event;
 use std::time::Duration;
 
+/// The header carrying [`IncomingChat::key`] on every MESSAGE event.
+pub const MESSAGE_KEY_HEADER: &str = "skypopen_message_key";
+
 /// What the client told about one `SAID` message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingChat {
@@ -102,6 +105,10 @@ impl IncomingChat {
             ("from_user", self.from_handle.clone()),
             ("to_user", self.interface.clone()),
             ("during-call", during_call.to_string()),
+            // The idempotency key of the at-least-once contract: a copy delivered again
+            // (a sidecar killed between FreeSWITCH's acceptance and the ledger's write, or a
+            // sibling interface of the same account) carries the same value.
+            (MESSAGE_KEY_HEADER, self.key().to_hex()),
         ]
         .into_iter()
         .map(|(name, value)| (name, one_line(&value)))
@@ -164,7 +171,8 @@ mod tests {
                 "to_proto",
                 "from_user",
                 "to_user",
-                "during-call"
+                "during-call",
+                "skypopen_message_key"
             ]
         );
         let headers = sample().headers();

@@ -1,5 +1,5 @@
-//! Chats: incoming Skype chat messages become FreeSWITCH MESSAGE events, none lost and none
-//! twice; outgoing chats come from the command surface ([`send_chat`]) and from FreeSWITCH's
+//! Chats: incoming Skype chat messages become FreeSWITCH MESSAGE events, none lost, at least
+//! once, a repeat recognisable by its `skypopen_message_key`; outgoing chats come from the command surface ([`send_chat`]) and from FreeSWITCH's
 //! event socket (`SEND_MESSAGE`, and the MESSAGE its own `chat SKYPE|...` fires).
 //!
 //! Every interface has a worker ([`InterfaceChat`]) that the interface actor feeds with its
