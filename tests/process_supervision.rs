@@ -1,9 +1,9 @@
 //! Client supervision against real X servers: restarts after a client or X server dies,
 //! independence of interfaces, reuse of a running X server, and a clean stop.
 //!
-//! The clients are stand-ins (`examples/standin_client.rs`), which do what the supervisor
-//! watches a Skype client for (publish `_SKYPE_INSTANCE` on its display and live as long as
-//! the X server does).
+//! The clients are stand-ins (this test binary re-executed as the ignored `standin_client`),
+//! which do what the supervisor watches a Skype client for (publish `_SKYPE_INSTANCE` on its
+//! display and live as long as the X server does).
 
 mod support;
 
@@ -19,21 +19,94 @@ use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A stand-in process built from `examples/` (cargo builds examples with the tests): next to
-/// this test binary's `deps/` folder.
-fn standin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let path = profile.join("examples").join(name);
+/// The stand-in client the supervisor runs: this test binary re-executed for this entry alone
+/// (`--ignored --exact standin_client`). Ignored, so a plain run never takes it for a test.
+#[test]
+#[ignore = "not a test: the stand-in client process the supervision tests run"]
+fn standin_client() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{
+        AtomEnum, ConnectionExt as _, CreateWindowAux, PropMode, WindowClass,
+    };
+    use x11rb::wrapper::ConnectionExt as _;
     assert!(
-        path.exists(),
-        "{} missing: run the tests with cargo, which builds examples",
-        path.display()
+        std::env::var_os("SKYPOPEN_STANDIN_CLIENT").is_some(),
+        "not a test: the stand-in client, run by the supervision tests"
     );
-    path
+
+    let display = std::env::var("DISPLAY").expect("DISPLAY");
+    if std::env::var("SKYPOPEN_STANDIN_BROKEN").ok().as_deref() == Some(display.as_str()) {
+        std::process::exit(3);
+    }
+    // A client whose X server is gone exits, as the real one does.
+    let Ok((conn, screen)) = x11rb::connect(Some(&display)) else {
+        std::process::exit(1);
+    };
+    let root = conn.setup().roots[screen].root;
+    let window = conn.generate_id().expect("id");
+    conn.create_window(
+        x11rb::COPY_DEPTH_FROM_PARENT,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .expect("create window");
+    let atom = conn
+        .intern_atom(false, b"_SKYPE_INSTANCE")
+        .expect("intern")
+        .reply()
+        .expect("atom")
+        .atom;
+    conn.change_property32(PropMode::REPLACE, root, atom, AtomEnum::WINDOW, &[window])
+        .expect("set property");
+    conn.flush().expect("flush");
+    // Like the real client: live until the X server goes away.
+    while conn.wait_for_event().is_ok() {}
+    std::process::exit(1);
+}
+
+/// The stand-in sidecar (supervision only) for `children_die_with_a_killed_sidecar`, printing
+/// `RUNNING <pid>` for every client that becomes ready.
+#[test]
+#[ignore = "not a test: the stand-in sidecar process children_die_with_a_killed_sidecar runs"]
+fn standin_sidecar() {
+    let config = std::env::var_os("SKYPOPEN_STANDIN_SIDECAR")
+        .expect("not a test: the stand-in sidecar, run by children_die_with_a_killed_sidecar");
+    let settings = Settings::load(Path::new(&config)).expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let handle = Supervisor::start(&settings, CancellationToken::new());
+        let mut events = handle.subscribe();
+        while let Ok(event) = events.recv().await {
+            if let ClientState::Running { pid } = event.state {
+                println!("RUNNING {pid}");
+            }
+        }
+    });
+}
+
+/// This test binary, re-executed to run only the stand-in entry `name`.
+fn standin_command(name: &str) -> Vec<String> {
+    let exe = std::env::current_exe().expect("current exe");
+    vec![
+        exe.display().to_string(),
+        "--ignored".into(),
+        "--exact".into(),
+        name.into(),
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+    ]
 }
 
 /// A display number nobody uses, distinct per test and per process.
@@ -61,11 +134,11 @@ fn setup(displays: &[u32], broken: Option<u32>) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).expect("creds");
-    let mut command = vec!["env".to_string()];
+    let mut command = vec!["env".to_string(), "SKYPOPEN_STANDIN_CLIENT=1".to_string()];
     if let Some(b) = broken {
         command.push(format!("SKYPOPEN_STANDIN_BROKEN=:{b}"));
     }
-    command.push(standin("standin_client").display().to_string());
+    command.extend(standin_command("standin_client"));
     let mut text = format!(
         "[clients]\nkind = \"skype\"\ncredentials_dir = {creds:?}\ncommand = {command:?}\n\
          ready_timeout_secs = 30\nstop_grace_secs = 2\n\
@@ -300,8 +373,10 @@ async fn children_die_with_a_killed_sidecar() {
     use tokio::io::AsyncBufReadExt as _;
     let d = free_display();
     let s = setup(&[d], None);
-    let mut sidecar = tokio::process::Command::new(standin("standin_sidecar"))
-        .arg(&s.settings.path)
+    let sidecar_command = standin_command("standin_sidecar");
+    let mut sidecar = tokio::process::Command::new(&sidecar_command[0])
+        .args(&sidecar_command[1..])
+        .env("SKYPOPEN_STANDIN_SIDECAR", &s.settings.path)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -310,6 +385,7 @@ async fn children_die_with_a_killed_sidecar() {
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let client = tokio::time::timeout(DEADLINE, async {
         while let Ok(Some(line)) = lines.next_line().await {
+            // The harness may have printed "test standin_sidecar ... " on the same line.
             if let Some((_, pid)) = line.split_once("RUNNING ") {
                 return pid.trim().parse::<u32>().ok();
             }
