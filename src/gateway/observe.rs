@@ -85,7 +85,7 @@ pub fn health(gw: &Gateway) -> Result<String, String> {
     let mut why = Vec::new();
     if link != LinkState::Up {
         why.push(format!(
-            "FreeSWITCH event socket at {} is not connected ({link:?})",
+            "FreeSWITCH event socket at {} is not connected ({link})",
             gw.switch.addr()
         ));
     }

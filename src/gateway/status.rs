@@ -10,12 +10,7 @@ use std::fmt::Write as _;
 
 pub fn render(gw: &Gateway, as_json: bool) -> String {
     let link = gw.switch.state().borrow().clone();
-    let link_text = match &link {
-        LinkState::Up => "connected".to_string(),
-        LinkState::Connecting => "connecting".to_string(),
-        LinkState::Down { error } => format!("down: {error}"),
-        LinkState::Stopped => "stopped".to_string(),
-    };
+    let link_text = link.to_string();
     let slots = gw.registry.snapshot();
     let mut calls: Vec<_> = gw.live_calls.iter().map(|c| c.value().clone()).collect();
     calls.sort_by_key(|c| c.started);

@@ -123,6 +123,17 @@ pub enum LinkState {
     Stopped,
 }
 
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkState::Connecting => f.write_str("connecting"),
+            LinkState::Up => f.write_str("connected"),
+            LinkState::Down { error } => write!(f, "down: {error}"),
+            LinkState::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
 /// Cheap to clone; every clone talks through the same connection.
 #[derive(Clone)]
 pub struct InboundHandle {
