@@ -124,13 +124,19 @@ impl Settings {
             path: path.to_path_buf(),
             reason: source,
         })?;
-        let merged = merge(path, &text)?;
+        Settings::from_text(path, &text)
+    }
+
+    /// The configuration in `text` (with the environment's overrides); `path` names it in
+    /// problems. What [`Settings::load`] does once the file is read.
+    pub fn from_text(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+        let merged = merge(path, text)?;
         let mut problems = Vec::new();
         let settings = resolve(path, merged, &mut problems);
         if problems.is_empty() {
             return Ok(settings);
         }
-        let locator = locate::Locator::new(path, &text);
+        let locator = locate::Locator::new(path, text);
         for problem in &mut problems {
             problem.location = locator.locate(&problem.key);
         }

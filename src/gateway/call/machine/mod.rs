@@ -419,10 +419,15 @@ impl CallMachine {
 
     fn media_event(&mut self, input: MediaInput) {
         match input {
+            MediaInput::Stopped if self.stage == Stage::Grace => {}
             MediaInput::Stopped => {
-                // Still closed in the teardown: its ports and the fork are held until then.
-                warn!("audio path closed");
-                self.end(Ended::BySkype(SkypeOutcome::ClientGone))
+                // A side hanging up closes its audio a moment before its hangup arrives (the
+                // channel's HANGUP, or STATUS FINISHED): wait briefly for the ending that
+                // explains it; only silence means the client is gone. The path is still closed
+                // in the teardown: its ports and the fork are held until then.
+                warn!("audio path closed; waiting briefly for either side's hangup");
+                self.stage = Stage::Grace;
+                self.emit(Action::Arm(Timer::EndingGrace, ENDING_GRACE));
             }
             MediaInput::InbandDigit(digit) => {
                 info!(%digit, "in-band DTMF from Skype");

@@ -297,13 +297,27 @@ fn media_that_fails_after_the_answer_waits_for_skype_s_own_ending() {
 }
 
 #[test]
-fn a_media_path_that_stops_ends_the_call_as_a_client_gone() {
+fn a_media_path_that_stops_waits_for_the_hangup_that_explains_it() {
+    // Nothing follows: the client is gone.
     let mut m = talking_outbound();
-    let actions = m.step(Input::Media(MediaInput::Stopped));
+    let wait = m.step(Input::Media(MediaInput::Stopped));
+    assert_eq!(wait, vec![Action::Arm(Timer::EndingGrace, ENDING_GRACE)]);
+    let actions = m.step(Input::Timer(Timer::EndingGrace));
     assert_eq!(hangup_cause(&actions), Some("DESTINATION_OUT_OF_ORDER"));
     assert!(
         actions.contains(&Action::CloseMedia),
         "its ports are released"
     );
     assert!(!actions.contains(&Action::CountFailure), "it was answered");
+    // FreeSWITCH closed the stream because its channel hung up: the switch ended it.
+    let mut m = talking_outbound();
+    m.step(Input::Media(MediaInput::Stopped));
+    let actions = m.step(Input::Channel(ChannelInput::HungUp));
+    assert_eq!(ended(&actions), Some(Ended::BySwitch));
+    assert!(actions.contains(&Action::CloseMedia));
+    // The Skype party hung up: its audio closed just before STATUS FINISHED.
+    let mut m = talking_outbound();
+    m.step(Input::Media(MediaInput::Stopped));
+    let actions = m.step(status(CallStatus::Finished));
+    assert_eq!(hangup_cause(&actions), Some("NORMAL_CLEARING"));
 }

@@ -1,0 +1,387 @@
+//! Mutation fuzzing on stable Rust: every parser that reads another process's bytes, fed
+//! mutations of a seed corpus (the FreeSWITCH captures, the shipped configuration, typical
+//! Skype API lines, frames as the emulator writes them). A parser may refuse an input; it may
+//! not panic, hang, or keep more than its bound. `fuzz_smoke` runs 10^4 inputs per parser in
+//! every test run; `fuzz_campaign` (ignored) runs `FUZZ_INPUTS` (default 10^7) and writes
+//! `tests/reports/fuzz.md`:
+//!   FUZZ_INPUTS=10000000 cargo test --release --test fuzz -- --ignored fuzz_campaign --nocapture
+
+use bytes::BytesMut;
+use skypopen::switch::esl::{CommandDecoder, Event, Limits, MessageDecoder};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::codec::Decoder;
+
+/// xorshift64*: fast, deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Byte strings the parsers give a meaning to.
+const TOKENS: &[&[u8]] = &[
+    b"\n",
+    b"\n\n",
+    b"\r\n",
+    b": ",
+    b"%",
+    b"%0A",
+    b"%ZZ",
+    b"Content-Length: ",
+    b"Content-Length: 99999999999\n\n",
+    b"Content-Length: -1\n\n",
+    b"Content-Type: text/event-plain\n",
+    b"Content-Type: text/event-json\n",
+    b"\xff\xfe",
+    b"\x00",
+    b"{",
+    b"}",
+    b"\"",
+    b"#1 ",
+    b"CALL 1 STATUS ",
+    b"<",
+    b"/>",
+    b"[[interface]]\n",
+    b"=",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut data = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..1 + rng.below(8) {
+        let at = rng.below(data.len() + 1);
+        match rng.below(7) {
+            0 if !data.is_empty() => {
+                let i = rng.below(data.len());
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 => data.insert(at, rng.next() as u8),
+            2 if !data.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(data.len());
+                data.drain(at.min(end)..end);
+            }
+            3 if !data.is_empty() => {
+                let from = rng.below(data.len());
+                let end = (from + 1 + rng.below(64)).min(data.len());
+                let piece = data[from..end].to_vec();
+                data.splice(at..at, piece);
+            }
+            4 => {
+                let token = TOKENS[rng.below(TOKENS.len())];
+                data.splice(at..at, token.iter().copied());
+            }
+            5 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let from = rng.below(other.len() + 1);
+                data.truncate(at);
+                data.extend_from_slice(&other[from..]);
+            }
+            _ => {
+                let digits = (rng.next() % 100_000_000_000).to_string();
+                data.splice(at..at, digits.bytes());
+            }
+        }
+    }
+    // Keep inputs small enough that a run measures parsing, not copying.
+    data.truncate(256 * 1024);
+    data
+}
+
+struct Target {
+    name: &'static str,
+    seeds: Vec<Vec<u8>>,
+    run: fn(&[u8]),
+}
+
+/// Feeds `input` to a decoder in pieces (as a socket delivers it) until it wants more.
+fn decode_all<D: Decoder>(decoder: &mut D, input: &[u8], cut: usize, max_buffered: usize)
+where
+    D::Error: std::fmt::Debug,
+{
+    let mut buf = BytesMut::new();
+    for piece in input.chunks(cut.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        assert!(
+            buf.len() <= max_buffered,
+            "{} bytes held by the decoder",
+            buf.len()
+        );
+    }
+}
+
+fn esl_commands(input: &[u8]) {
+    let limits = Limits::default();
+    let cut = 1 + input.first().copied().unwrap_or(0) as usize * 7;
+    let bound = limits.max_head + limits.max_body + cut;
+    decode_all(&mut CommandDecoder::new(limits), input, cut, bound);
+}
+
+fn esl_messages(input: &[u8]) {
+    let limits = Limits::default();
+    let cut = 1 + input.first().copied().unwrap_or(0) as usize * 7;
+    let bound = limits.max_head + limits.max_body + cut;
+    decode_all(&mut MessageDecoder::new(limits), input, cut, bound);
+}
+
+fn esl_events(input: &[u8]) {
+    let _ = Event::parse("text/event-plain", input);
+    let _ = Event::parse("text/event-json", input);
+}
+
+fn skype_api(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    for line in text.split('\n') {
+        let incoming = skypopen::skype::api::Incoming::parse(line);
+        // Rendering it back must not panic either (logs do it).
+        let _ = incoming.to_string();
+    }
+}
+
+fn x11_reassembly(input: &[u8]) {
+    use skypopen::skype::wire::{ChunkKind, Reassembler, CHUNK_LEN, MAX_MESSAGE_LEN};
+    let mut reassembler = Reassembler::with_max_len(MAX_MESSAGE_LEN);
+    for record in input.chunks(CHUNK_LEN + 1) {
+        let kind = if record[0] & 1 == 0 {
+            ChunkKind::Begin
+        } else {
+            ChunkKind::Continuation
+        };
+        let mut data = [0u8; CHUNK_LEN];
+        let body = &record[1..];
+        data[..body.len()].copy_from_slice(body);
+        let _ = reassembler.push(kind, &data);
+        assert!(reassembler.buffered() <= MAX_MESSAGE_LEN + CHUNK_LEN);
+    }
+}
+
+fn sim_protocol(input: &[u8]) {
+    use skypopen::sim::proto::{FrameCodec, MAX_FRAME};
+    let cut = 1 + input.first().copied().unwrap_or(0) as usize * 13;
+    decode_all(&mut FrameCodec, input, cut, MAX_FRAME + 4 + cut);
+}
+
+fn config(input: &[u8]) {
+    let text = String::from_utf8_lossy(input);
+    let _ = skypopen::config::Settings::from_text(Path::new("fuzz.toml"), &text);
+}
+
+fn legacy_xml(input: &[u8]) {
+    let _ = skypopen::config::legacy::migrate(&String::from_utf8_lossy(input));
+}
+
+fn seeds_from(files: &[&str], extra: &[&[u8]]) -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seeds: Vec<Vec<u8>> = files
+        .iter()
+        .filter_map(|f| std::fs::read(root.join(f)).ok())
+        .collect();
+    seeds.extend(extra.iter().map(|s| s.to_vec()));
+    assert!(!seeds.is_empty());
+    seeds
+}
+
+fn targets() -> Vec<Target> {
+    let captures = [
+        "tests/fixtures/freeswitch-1.10.12/s1a_inbound_auth_fail.eslcap",
+        "tests/fixtures/freeswitch-1.10.12/s1b_inbound_main_plain.eslcap",
+        "tests/fixtures/freeswitch-1.10.12/s1c_inbound_observer_json.eslcap",
+        "tests/fixtures/freeswitch-1.10.12/s1d_inbound_event_custom_first.eslcap",
+        "tests/fixtures/freeswitch-1.10.12/s4a_outbound_socket.eslcap",
+    ];
+    let commands: &[&[u8]] = &[
+        b"auth ClueCon\n\n",
+        b"api status\n\n",
+        b"event plain ALL\n\n",
+        b"sendevent MESSAGE\nproto: skype\nContent-Length: 5\n\nhello",
+        b"bgapi sk list\nJob-UUID: 1\n\n",
+    ];
+    let events: &[&[u8]] = &[
+        b"Event-Name: MESSAGE\nproto: skype\nfrom: bob%40x\nContent-Length: 2\n\nhi",
+        br#"{"Event-Name":"CUSTOM","Event-Subclass":"skypopen::command","command":"sk list","_body":"x"}"#,
+    ];
+    let skype: &[&[u8]] = &[
+        b"CALL 12 STATUS RINGING\nCALL 12 FAILUREREASON 3\n#4 CALL 13 STATUS UNPLACED",
+        b"CHATMESSAGE 5 STATUS RECEIVED\nCHATMESSAGE 5 BODY h\xc3\xa9llo\nCHAT #bob/$alice;1 NAME x",
+        b"#3 ERROR 92 CALL: Unrecognised identity\nCONNSTATUS ONLINE\nUSER bob RECEIVEDAUTHREQUEST hi",
+        b"PROFILE PSTN_BALANCE 150\nCALL 12 DTMF 5\nCALL 12 VM_DURATION 0\nCURRENTUSERHANDLE user1",
+    ];
+    let frames: &[&[u8]] = &[
+        b"\x00\x00\x00\x12{\"login\":\"user1\"}",
+        b"\x00\x00\x00\x05hello\x00\x00\x00\x00",
+    ];
+    let xml: &[&[u8]] = &[br#"<?xml version="1.0"?>
+<configuration name="skypopen.conf"><global_settings><param name="skype_user" value="a"/>
+</global_settings><per_interface_settings><interface id="1" name="s1">
+<param name="X11-display" value=":101"/></interface></per_interface_settings></configuration>"#];
+    vec![
+        Target {
+            name: "ESL listener commands (CommandDecoder)",
+            seeds: seeds_from(&captures, commands),
+            run: esl_commands,
+        },
+        Target {
+            name: "ESL client messages (MessageDecoder)",
+            seeds: seeds_from(&captures, commands),
+            run: esl_messages,
+        },
+        Target {
+            name: "event bodies (plain, json)",
+            seeds: seeds_from(&[], events),
+            run: esl_events,
+        },
+        Target {
+            name: "Skype API notifications",
+            seeds: seeds_from(&[], skype),
+            run: skype_api,
+        },
+        Target {
+            name: "X11 message reassembly",
+            seeds: seeds_from(&[], skype),
+            run: x11_reassembly,
+        },
+        Target {
+            name: "emulator protocol frames",
+            seeds: seeds_from(&[], frames),
+            run: sim_protocol,
+        },
+        Target {
+            name: "TOML configuration",
+            seeds: seeds_from(&["conf/skypopen.toml", "debian/skypopen.toml"], &[]),
+            run: config,
+        },
+        Target {
+            name: "legacy skypopen.conf.xml",
+            seeds: seeds_from(&[], xml),
+            run: legacy_xml,
+        },
+    ]
+}
+
+struct Outcome {
+    name: &'static str,
+    inputs: u64,
+    took: Duration,
+    crashes: Vec<(String, Vec<u8>)>,
+    slowest: Duration,
+}
+
+fn campaign(inputs: u64, seed: u64) -> Vec<Outcome> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut outcomes = Vec::new();
+    for target in targets() {
+        let mut rng = Rng(seed ^ target.name.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
+        let mut crashes = Vec::new();
+        let mut slowest = Duration::ZERO;
+        let started = Instant::now();
+        for _ in 0..inputs {
+            let input = mutate(&mut rng, &target.seeds);
+            let one = Instant::now();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| (target.run)(&input))) {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                if crashes.len() < 5 {
+                    crashes.push((why, input.clone()));
+                }
+            }
+            slowest = slowest.max(one.elapsed());
+        }
+        outcomes.push(Outcome {
+            name: target.name,
+            inputs,
+            took: started.elapsed(),
+            crashes,
+            slowest,
+        });
+    }
+    std::panic::set_hook(quiet);
+    outcomes
+}
+
+fn assert_clean(outcomes: &[Outcome]) {
+    for o in outcomes {
+        assert!(
+            o.crashes.is_empty(),
+            "{}: {} crash(es), first: {:?} on {:?}",
+            o.name,
+            o.crashes.len(),
+            o.crashes[0].0,
+            String::from_utf8_lossy(&o.crashes[0].1)
+        );
+        assert!(
+            o.slowest < Duration::from_secs(2),
+            "{}: an input took {:?}",
+            o.name,
+            o.slowest
+        );
+    }
+}
+
+#[test]
+fn fuzz_smoke() {
+    let inputs = std::env::var("FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    assert_clean(&campaign(inputs, 0x5eed));
+}
+
+#[test]
+#[ignore = "a campaign: FUZZ_INPUTS=10000000 cargo test --release --test fuzz -- --ignored fuzz_campaign --nocapture"]
+fn fuzz_campaign() {
+    let inputs = std::env::var("FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0xc0ffee);
+    let outcomes = campaign(inputs, seed);
+    let mut report = format!(
+        "# Fuzz campaign\n\n`FUZZ_INPUTS={inputs} FUZZ_SEED={seed} cargo test --release --test fuzz -- \
+         --ignored fuzz_campaign --nocapture` (mutations of the seed corpus; a parser may refuse \
+         an input, not panic, hang or hold more than its bound).\n\n\
+         | parser | inputs | seconds | inputs/s | slowest input | crashes |\n|---|---:|---:|---:|---:|---:|\n"
+    );
+    for o in &outcomes {
+        report.push_str(&format!(
+            "| {} | {} | {:.1} | {:.0} | {:.2} ms | {} |\n",
+            o.name,
+            o.inputs,
+            o.took.as_secs_f64(),
+            o.inputs as f64 / o.took.as_secs_f64().max(1e-9),
+            o.slowest.as_secs_f64() * 1e3,
+            o.crashes.len()
+        ));
+    }
+    println!("{report}");
+    let out = std::env::var("FUZZ_OUT")
+        .unwrap_or_else(|_| format!("{}/tests/reports/fuzz.md", env!("CARGO_MANIFEST_DIR")));
+    std::fs::write(&out, &report).expect("write the report");
+    assert_clean(&outcomes);
+}
