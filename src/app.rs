@@ -143,7 +143,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let status: Arc<dyn StatusSource> = Arc::new(GatewayStatus(gateway.clone()));
     let table = Arc::new(CommandTable::with_builtins(
         Instant::now(),
-        hostname(),
+        crate::switch::esl::stamp::host_name(),
         Some(status),
     ));
     crate::gateway::commands::register(&table, &gateway);
@@ -244,10 +244,4 @@ fn observe(gateway: &Gateway, supervisor: Option<&crate::skype::process::Supervi
             }
         }
     });
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "skypopen".to_string())
 }

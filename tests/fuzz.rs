@@ -130,18 +130,24 @@ where
     }
 }
 
-fn esl_commands(input: &[u8]) {
+/// An ESL decoder under its default limits, fed in pieces sized by the input's first byte; it
+/// may hold at most one head and one body beyond the piece it is given.
+fn esl_decode<D: Decoder>(decoder: impl FnOnce(Limits) -> D, input: &[u8])
+where
+    D::Error: std::fmt::Debug,
+{
     let limits = Limits::default();
     let cut = 1 + input.first().copied().unwrap_or(0) as usize * 7;
     let bound = limits.max_head + limits.max_body + cut;
-    decode_all(&mut CommandDecoder::new(limits), input, cut, bound);
+    decode_all(&mut decoder(limits), input, cut, bound);
+}
+
+fn esl_commands(input: &[u8]) {
+    esl_decode(CommandDecoder::new, input);
 }
 
 fn esl_messages(input: &[u8]) {
-    let limits = Limits::default();
-    let cut = 1 + input.first().copied().unwrap_or(0) as usize * 7;
-    let bound = limits.max_head + limits.max_body + cut;
-    decode_all(&mut MessageDecoder::new(limits), input, cut, bound);
+    esl_decode(MessageDecoder::new, input);
 }
 
 fn esl_events(input: &[u8]) {

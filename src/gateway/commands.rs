@@ -245,8 +245,7 @@ pub async fn chat(gw: &Gateway, args: &str) -> String {
 }
 
 fn render_calls(gw: &Gateway) -> String {
-    let mut calls: Vec<_> = gw.live_calls.iter().map(|c| c.value().clone()).collect();
-    calls.sort_by_key(|c| c.started);
+    let calls = gw.calls_by_start();
     let mut out = String::from(
         "UUID\tInterface\tSkype call\tDirection\tDuration\tSkype party\tFreeSWITCH party\n",
     );
@@ -259,7 +258,7 @@ fn render_calls(gw: &Gateway) -> String {
             c.skype_call_id
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "-".into()),
-            if c.inbound { "inbound" } else { "outbound" },
+            c.direction().label(),
             c.started.elapsed().as_secs(),
             c.remote,
             c.local

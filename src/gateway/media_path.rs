@@ -45,8 +45,7 @@ pub struct MediaPath {
     pump: Option<JoinHandle<PumpReport>>,
     audio: Option<AudioGuard>,
     fork: bool,
-    pub counters: Arc<PumpCounters>,
-    /// Where the counters are reported while the call lasts, and added up after.
+    /// Where the pump's counters are reported while the call lasts, and added up after.
     totals: Arc<crate::metrics::MediaTotals>,
     call: String,
     /// DTMF digits found in the Skype party's audio, when in-band detection is on.
@@ -231,21 +230,14 @@ pub async fn open(
             samples: Vec::with_capacity(crate::media::dsp::SAMPLES_PER_FRAME),
             digits,
         };
-        let run = pump::run(
-            skype,
-            switch_side,
-            config,
-            Arc::clone(&counters),
-            None,
-            cancel.clone(),
-        );
+        let run = pump::run(skype, switch_side, config, counters, None, cancel.clone());
         (gw.tasks.spawn(run.in_current_span()), Some(inband))
     } else {
         let run = pump::run(
             audio.frames,
             switch_side,
             config,
-            Arc::clone(&counters),
+            counters,
             None,
             cancel.clone(),
         );
@@ -257,7 +249,6 @@ pub async fn open(
         pump: Some(pump),
         audio: Some(audio.guard),
         fork,
-        counters,
         totals: Arc::clone(&gw.metrics.media),
         call,
         inband,

@@ -50,6 +50,16 @@ pub struct LiveCall {
     pub started: Instant,
 }
 
+impl LiveCall {
+    pub fn direction(&self) -> registry::Direction {
+        if self.inbound {
+            registry::Direction::Inbound
+        } else {
+            registry::Direction::Outbound
+        }
+    }
+}
+
 /// Who transferred a call to an interface (spec 5.4), so the inbound call that arrives there
 /// can carry `initial_skype_user`.
 #[derive(Debug, Clone)]
@@ -189,6 +199,13 @@ impl Gateway {
             );
         }
         left
+    }
+
+    /// The live calls, oldest first.
+    pub fn calls_by_start(&self) -> Vec<LiveCall> {
+        let mut calls: Vec<LiveCall> = self.live_calls.iter().map(|c| c.value().clone()).collect();
+        calls.sort_by_key(|c| c.started);
+        calls
     }
 
     /// Whether a stop has begun; no new call is taken then.

@@ -1,7 +1,7 @@
 //! What the gateway shows a monitor: the scrape-time metrics only it knows (interface states,
 //! live calls, the switch link) and the health verdict.
 
-use super::registry::IfaceState;
+use super::registry::Direction;
 use super::{Gateway, Shared};
 use crate::switch::inbound::LinkState;
 use prometheus_client::collector::Collector;
@@ -52,10 +52,13 @@ impl Collector for GatewayCollector {
             None,
             MetricType::Gauge,
         )?;
-        let inbound = gw.live_calls.iter().filter(|c| c.inbound).count();
-        let outbound = gw.live_calls.len().saturating_sub(inbound);
-        for (direction, n) in [("inbound", inbound), ("outbound", outbound)] {
-            let labels = [("direction", direction)];
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let n = gw
+                .live_calls
+                .iter()
+                .filter(|c| c.direction() == direction)
+                .count();
+            let labels = [("direction", direction.label())];
             ConstGauge::new(n as i64).encode(active.encode_family(&labels)?)?;
         }
         let link = encoder.encode_descriptor(
@@ -70,11 +73,9 @@ impl Collector for GatewayCollector {
     }
 }
 
-fn usable_count(slots: &[super::registry::SlotView]) -> usize {
-    slots
-        .iter()
-        .filter(|s| s.available && s.state != IfaceState::Down)
-        .count()
+/// Interfaces that can carry a call.
+pub(super) fn usable_count(slots: &[super::registry::SlotView]) -> usize {
+    slots.iter().filter(|s| s.is_usable()).count()
 }
 
 /// Healthy when the switch link is up and at least one interface can carry a call.

@@ -88,6 +88,16 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// As `sk calls`, the metrics and `skypopen status` name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
 /// What `sk list` and the hunt know of one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotView {
@@ -126,6 +136,11 @@ impl SlotView {
     /// Free for a new call: idle and reachable.
     pub fn is_free(&self) -> bool {
         self.state == IfaceState::Idle && self.available
+    }
+
+    /// Can carry calls (now or once its call ends): logged in, online, not DOWN.
+    pub fn is_usable(&self) -> bool {
+        self.available && self.state != IfaceState::Down
     }
 }
 

@@ -2,7 +2,7 @@
 //! the live calls, the chats waiting), as text or as JSON for scripts. `skypopen status` on
 //! the command line prints it.
 
-use super::observe::health;
+use super::observe::{health, usable_count};
 use super::Gateway;
 use crate::switch::inbound::LinkState;
 use serde_json::json;
@@ -12,8 +12,7 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
     let link = gw.switch.state().borrow().clone();
     let link_text = link.to_string();
     let slots = gw.registry.snapshot();
-    let mut calls: Vec<_> = gw.live_calls.iter().map(|c| c.value().clone()).collect();
-    calls.sort_by_key(|c| c.started);
+    let calls = gw.calls_by_start();
     let waiting = gw.metrics.chats_waiting.get();
     let verdict = health(gw);
     if as_json {
@@ -31,14 +30,14 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
                 "skype_user": s.skype_user,
                 "state": s.state.label(),
                 "callflow": s.callflow.label(),
-                "usable": s.available,
+                "usable": s.is_usable(),
                 "uuid": s.uuid,
             })).collect::<Vec<_>>(),
             "calls": calls.iter().map(|c| json!({
                 "uuid": c.uuid,
                 "interface": c.interface,
                 "skype_call": c.skype_call_id,
-                "direction": if c.inbound { "inbound" } else { "outbound" },
+                "direction": c.direction().label(),
                 "seconds": c.started.elapsed().as_secs(),
                 "skype_party": c.remote,
                 "freeswitch_party": c.local,
@@ -57,7 +56,7 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
         }
     );
     let _ = writeln!(out, "FreeSWITCH  {}  {link_text}", gw.switch.addr());
-    let usable = slots.iter().filter(|s| s.available).count();
+    let usable = usable_count(&slots);
     let _ = writeln!(out, "Interfaces  {} ({usable} usable)", slots.len());
     for s in &slots {
         let _ = writeln!(
@@ -77,7 +76,7 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
             "  {} {} {} {}s {} <-> {}",
             c.uuid,
             c.interface,
-            if c.inbound { "inbound" } else { "outbound" },
+            c.direction().label(),
             c.started.elapsed().as_secs(),
             c.remote,
             c.local

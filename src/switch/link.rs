@@ -5,6 +5,7 @@
 //! Two connections serve it: the inbound ESL client (commands and the event stream) and the
 //! exact-case event writer (see `event_link.rs` for why it cannot be the same connection).
 
+use super::esl::reply::api_outcome;
 use super::event_link::{EventWriter, LinkError};
 use super::inbound::{InboundError, InboundHandle, LinkState};
 use super::originate::InboundOriginate;
@@ -87,13 +88,6 @@ impl SwitchLink {
     }
 }
 
-fn ok_reply(command: &'static str, reply: String) -> Result<(), SwitchError> {
-    if reply.trim_start().starts_with("+OK") {
-        Ok(())
-    } else {
-        Err(SwitchError::Failed {
-            command,
-            reply: reply.trim().to_string(),
-        })
-    }
+fn ok_reply(command: &'static str, output: String) -> Result<(), SwitchError> {
+    api_outcome(&output).map_err(|reply| SwitchError::Failed { command, reply })
 }

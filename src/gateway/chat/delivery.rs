@@ -79,7 +79,6 @@ impl Delivery {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let mut refusals = 0;
         let mut pause = RETRY_PAUSE;
-        let mut told_waiting = false;
         let mut waiting = Waiting::new(&self.metrics.chats_waiting);
         let uuid = loop {
             let attempt = tokio::select! {
@@ -89,10 +88,8 @@ impl Delivery {
             match attempt {
                 Ok(uuid) => break uuid,
                 Err(e @ LinkError::Unavailable { .. }) => {
-                    waiting.begin();
-                    if !told_waiting {
+                    if waiting.begin() {
                         info!(chat_id = chat.id, error = %e, "FreeSWITCH unreachable; chats wait");
-                        told_waiting = true;
                     }
                     sleep(pause, cancel).await?;
                     pause = (pause * 2).min(RETRY_PAUSE_MAX);
@@ -155,11 +152,14 @@ impl<'a> Waiting<'a> {
         }
     }
 
-    fn begin(&mut self) {
-        if !self.counted {
-            self.gauge.inc();
-            self.counted = true;
+    /// Starts counting; true the first time only (when the wait begins).
+    fn begin(&mut self) -> bool {
+        if self.counted {
+            return false;
         }
+        self.gauge.inc();
+        self.counted = true;
+        true
     }
 }
 

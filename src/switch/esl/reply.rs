@@ -104,6 +104,16 @@ pub fn log_data(data: &LogData<'_>) -> Vec<u8> {
     out
 }
 
+/// The outcome an `api` command's output reports: `Ok` for `+OK ...`, else the output itself
+/// (`-ERR ...`, or whatever the command printed), trimmed.
+pub fn api_outcome(output: &str) -> Result<(), String> {
+    if output.trim_start().starts_with("+OK") {
+        Ok(())
+    } else {
+        Err(output.trim().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +169,16 @@ mod tests {
         assert_eq!(
             bytes,
             b"Content-Type: log/data\nContent-Length: 6\nLog-Level: 7\nText-Channel: 0\nLog-File: skypopen::gateway\nLog-Func: \nLog-Line: 0\nUser-Data: \n\nhello\n"
+        );
+    }
+
+    #[test]
+    fn api_outcome_reads_ok_and_keeps_the_failure_text() {
+        assert_eq!(api_outcome("+OK 3f1e\n"), Ok(()));
+        assert_eq!(api_outcome("  +OK"), Ok(()));
+        assert_eq!(
+            api_outcome("-ERR No such channel!\n"),
+            Err("-ERR No such channel!".to_string())
         );
     }
 }

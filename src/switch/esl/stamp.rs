@@ -127,7 +127,8 @@ impl Default for EventSource {
     }
 }
 
-fn host_name() -> String {
+/// This machine's name, as FreeSWITCH's `hostname` and its events' `FreeSWITCH-Hostname` say it.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_string())

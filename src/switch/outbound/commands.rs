@@ -3,6 +3,7 @@
 //! audio fork.
 
 use super::{ChannelControl, OutboundError};
+use crate::switch::esl::reply::api_outcome;
 use crate::switch::media::{audio_fork_start, audio_fork_stop, ForkToken};
 use freeswitch_esl_tokio::HangupCause;
 
@@ -48,13 +49,9 @@ impl ChannelControl {
     }
 }
 
-fn expect_ok(command: &str, reply: String) -> Result<(), OutboundError> {
-    if reply.trim_start().starts_with("+OK") {
-        Ok(())
-    } else {
-        Err(OutboundError::Refused {
-            command: command.into(),
-            reply: reply.trim().to_string(),
-        })
-    }
+fn expect_ok(command: &str, output: String) -> Result<(), OutboundError> {
+    api_outcome(&output).map_err(|reply| OutboundError::Refused {
+        command: command.into(),
+        reply,
+    })
 }

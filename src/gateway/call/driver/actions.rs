@@ -379,10 +379,7 @@ impl Driver {
         gw.pending_inbound.remove(&self.uuid);
         gw.live_calls.remove(&self.uuid);
         if let Some(ended) = self.ended {
-            let direction = match self.direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            };
+            let direction = self.direction.label();
             gw.metrics.call_ended(direction, ended.cause().as_str());
         }
         gw.registry.release(self.ctx.cfg.id);

@@ -98,6 +98,7 @@ impl CallMachine {
         self.stage == Stage::Placing
     }
 
+    #[cfg(test)]
     pub fn answered(&self) -> bool {
         self.answered
     }
@@ -507,7 +508,7 @@ fn needs_balance(outcome: SkypeOutcome) -> bool {
 }
 
 /// The outcome a terminal status means, `None` for a status the call goes on after.
-pub fn terminal_outcome(status: &CallStatus, failure_reason: Option<u32>) -> Option<SkypeOutcome> {
+fn terminal_outcome(status: &CallStatus, failure_reason: Option<u32>) -> Option<SkypeOutcome> {
     Some(match status {
         CallStatus::Finished => SkypeOutcome::Finished,
         CallStatus::Busy | CallStatus::WaitingRedialCommand => SkypeOutcome::Busy,
