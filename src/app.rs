@@ -85,6 +85,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let media = MediaServer::start(
         settings.switch.media_listen,
         Some(&settings.switch.media_url),
+        settings.switch.handshake_timeout(),
         stop.child_token(),
     )
     .await
@@ -107,7 +108,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let (channels_tx, channels_rx) = mpsc::channel(64);
     let acceptor =
-        OutboundAcceptor::bind(settings.switch.outbound_listen, OutboundOptions::default())
+        OutboundAcceptor::bind(settings.switch.outbound_listen, outbound_options(&settings))
             .await
             .with_context(|| {
                 format!(
@@ -244,4 +245,11 @@ fn observe(gateway: &Gateway, supervisor: Option<&crate::skype::process::Supervi
             }
         }
     });
+}
+
+fn outbound_options(settings: &Settings) -> OutboundOptions {
+    OutboundOptions {
+        handshake_timeout: settings.switch.handshake_timeout(),
+        ..OutboundOptions::default()
+    }
 }

@@ -11,10 +11,19 @@ use tokio_util::sync::CancellationToken;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn server() -> (MediaServer, CancellationToken) {
+    server_with_handshake(DEADLINE).await
+}
+
+async fn server_with_handshake(handshake: Duration) -> (MediaServer, CancellationToken) {
     let cancel = CancellationToken::new();
-    let server = MediaServer::start("127.0.0.1:0".parse().unwrap(), None, cancel.clone())
-        .await
-        .expect("media server starts");
+    let server = MediaServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        handshake,
+        cancel.clone(),
+    )
+    .await
+    .expect("media server starts");
     (server, cancel)
 }
 
@@ -311,4 +320,103 @@ async fn the_captured_upgrade_request_is_accepted_as_freeswitch_saw_it() {
     .unwrap();
     let session = pending.wait(DEADLINE).await.expect("fork arrives");
     assert_eq!(session.metadata.as_deref(), Some("{\"call\":\"c1\"}"));
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the server kept the connection open for {DEADLINE:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_never_finishes_its_upgrade_is_closed_at_the_handshake_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let handshake = Duration::from_millis(500);
+    let (server, _cancel) = server_with_handshake(handshake).await;
+    let token = ForkToken::generate();
+    let (url, _pending) = server.expect(&token);
+
+    // Silent: connects and sends nothing.
+    let mut silent = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let waited = time_until_closed(&mut silent).await;
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "silent peer closed after {waited:?}"
+    );
+
+    // Dripping: a real upgrade request for the expected token, one byte every 50 ms, which
+    // would take about 10 s to finish.
+    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    let request = format!(
+        "GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let drip = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = drip.into_split();
+    let dripper = tokio::spawn(async move {
+        for byte in request.as_bytes() {
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(
+        DEADLINE,
+        tokio::io::AsyncReadExt::read(&mut reader, &mut buf),
+    )
+    .await
+    .expect("the dripping peer was never closed");
+    let waited = started.elapsed();
+    assert!(matches!(read, Ok(0) | Err(_)), "got an answer: {read:?}");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "dripping peer closed after {waited:?}"
+    );
+    dripper.abort();
+    // Neither took the call's expectation with it: the real fork can still arrive.
+    assert_eq!(server.pending(), 1);
+}
+
+#[tokio::test]
+async fn a_frame_beyond_the_cap_ends_the_fork_before_it_is_buffered() {
+    use tokio::io::AsyncWriteExt;
+    let (server, _cancel) = server().await;
+    let token = ForkToken::generate();
+    let (url, pending) = server.expect(&token);
+    let up = upgrade(&url, true).await.unwrap();
+    assert_eq!(up.status(), 101, "{}", up.response);
+    let (mut stream, _) = up.stream.unwrap();
+    // A masked text frame with the metadata, as the module sends it first.
+    let metadata = metadata(&token);
+    let mut text = vec![0x81, 0x80 | metadata.len() as u8, 0, 0, 0, 0];
+    text.extend_from_slice(metadata.as_bytes());
+    stream.write_all(&text).await.unwrap();
+    let mut session = pending.wait(DEADLINE).await.expect("fork arrives");
+    // Then only the head of a 2 MiB binary frame (twice the server's cap, under tungstenite's
+    // own default): the server must refuse it from the head, not wait for and buffer it.
+    let mut head = vec![0x82, 0x80 | 127];
+    head.extend_from_slice(&(2u64 << 20).to_be_bytes());
+    head.extend_from_slice(&[0, 0, 0, 0]);
+    stream.write_all(&head).await.unwrap();
+    let waited = time_until_closed(&mut stream).await;
+    assert!(waited < Duration::from_secs(2), "closed after {waited:?}");
+    let ended = tokio::time::timeout(DEADLINE, session.frames.rx.recv())
+        .await
+        .expect("the session ends");
+    assert!(ended.is_none(), "a frame was delivered: {ended:?}");
 }

@@ -40,9 +40,14 @@ fn tone(hz: f64, amplitude: f64, frame: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_call_carries_each_voice_to_the_other_side() {
     let cancel = CancellationToken::new();
-    let server = MediaServer::start("127.0.0.1:0".parse().unwrap(), None, cancel.clone())
-        .await
-        .unwrap();
+    let server = MediaServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Duration::from_secs(10),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     let allocator = PortAllocator::new(34_000..=38_000);
     let audio = SkypeAudio::bind(&allocator, AudioOptions { setsockopt: true }, &cancel).unwrap();
 

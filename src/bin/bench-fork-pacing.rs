@@ -53,9 +53,14 @@ async fn main() -> Result<()> {
         bail!("--calls and --seconds must be at least 1");
     }
     let cancel = CancellationToken::new();
-    let server = MediaServer::start("127.0.0.1:0".parse()?, None, cancel.clone())
-        .await
-        .context("starting the fork server")?;
+    let server = MediaServer::start(
+        "127.0.0.1:0".parse()?,
+        None,
+        Duration::from_secs(10),
+        cancel.clone(),
+    )
+    .await
+    .context("starting the fork server")?;
     let mut calls = Vec::new();
     for _ in 0..args.calls {
         let server = server.clone();

@@ -82,7 +82,12 @@ pub fn switch() -> SwitchSettings {
         media: media(),
         unicast_ports: unicast_ports(),
         unicast_ip: unicast_ip(),
+        handshake_timeout_secs: handshake_timeout_secs(),
     }
+}
+/// FreeSWITCH gives up its own connect after about 10 s; a peer slower than that is not it.
+pub fn handshake_timeout_secs() -> f64 {
+    10.0
 }
 pub fn listener() -> ListenerSettings {
     ListenerSettings {

@@ -254,15 +254,16 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     validate::media_url(&switch.media_url, problems);
     let listener_allow = validate::allow_list(&listener.allow, problems);
     let listener_admin = validate::network_list("listener.admin", &listener.admin, problems);
-    if !(listener.auth_timeout_secs > 0.0 && listener.auth_timeout_secs <= 3_600.0) {
-        problems.push(Problem::new(
-            "listener.auth_timeout_secs",
-            format!(
-                "{} must be a number of seconds above 0 and at most 3600",
-                listener.auth_timeout_secs
-            ),
-        ));
-    }
+    validate::timeout_secs(
+        "listener.auth_timeout_secs",
+        listener.auth_timeout_secs,
+        problems,
+    );
+    validate::timeout_secs(
+        "switch.handshake_timeout_secs",
+        switch.handshake_timeout_secs,
+        problems,
+    );
     let audio_ports = validate::port_range("clients.audio_ports", &clients.audio_ports, problems);
     validate::clients(&clients, problems);
     validate::listen_addresses(&switch, &listener, &clients, problems);

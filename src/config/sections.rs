@@ -38,6 +38,16 @@ pub struct SwitchSettings {
     /// The address FreeSWITCH binds for `unicast` (its `local-ip`).
     #[serde(default = "defaults::unicast_ip")]
     pub unicast_ip: std::net::IpAddr,
+    /// A connection from FreeSWITCH (a `socket` or an audio fork's websocket) that has not
+    /// finished its handshake by then is closed: a half-open or dripping peer holds nothing.
+    #[serde(default = "defaults::handshake_timeout_secs")]
+    pub handshake_timeout_secs: f64,
+}
+
+impl SwitchSettings {
+    pub fn handshake_timeout(&self) -> Duration {
+        secs(self.handshake_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -99,3 +99,23 @@ fn unknown_keys_are_rejected() {
     let err = load_str("[switch]\nesll = \"127.0.0.1:1\"\n").unwrap_err();
     assert!(err.to_string().contains("esll"), "{err}");
 }
+
+#[test]
+fn connection_timeouts_must_be_positive_and_bounded() {
+    let base = "[defaults]\nskype_user = \"u\"\n";
+    let err = load_str(&format!(
+        "[switch]\nhandshake_timeout_secs = 0\n[listener]\nauth_timeout_secs = 7200\n{base}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("switch.handshake_timeout_secs: 0 must be a number of seconds above 0"),
+        "{err}"
+    );
+    assert!(err.contains("listener.auth_timeout_secs: 7200"), "{err}");
+    let s = load_str(&format!("[switch]\nhandshake_timeout_secs = 2.5\n{base}")).unwrap();
+    assert_eq!(
+        s.switch.handshake_timeout(),
+        std::time::Duration::from_millis(2500)
+    );
+}

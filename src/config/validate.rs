@@ -91,6 +91,16 @@ pub fn media_url(url: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// A connection timeout: above 0 (0 would close every connection at once), at most an hour.
+pub fn timeout_secs(key: &str, value: f64, problems: &mut Vec<Problem>) {
+    if !(value > 0.0 && value <= 3_600.0) {
+        problems.push(Problem::new(
+            key,
+            format!("{value} must be a number of seconds above 0 and at most 3600"),
+        ));
+    }
+}
+
 /// Every call timer is a positive number of seconds, at most a day.
 pub fn call_timers(calls: &CallSettings, problems: &mut Vec<Problem>) {
     let timers = [

@@ -15,6 +15,9 @@ const KIND_BLOB: u8 = 3;
 const HEADER: usize = 5;
 /// Large enough for a two-minute recording; bounds what a peer can make us buffer.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// A frame's head alone reserves at most this much more: memory follows the bytes that
+/// arrived, not the length a peer announced and may never send.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -60,7 +63,7 @@ impl Decoder for FrameCodec {
             return Err(ProtoError::TooLarge(len));
         }
         if src.len() < HEADER + len {
-            src.reserve(HEADER + len - src.len());
+            src.reserve((HEADER + len - src.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         src.advance(HEADER);
@@ -357,6 +360,20 @@ mod tests {
         let mut buf = BytesMut::new();
         FrameCodec.encode(frame, &mut buf).unwrap();
         FrameCodec.decode(&mut buf).unwrap().unwrap()
+    }
+
+    #[test]
+    fn an_announced_length_is_not_reserved_before_its_bytes_arrive() {
+        let mut buf = BytesMut::new();
+        buf.put_u8(KIND_BLOB);
+        buf.put_u32(MAX_FRAME as u32);
+        buf.extend_from_slice(&[0u8; 100]);
+        assert!(FrameCodec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= HEADER + 100 + RESERVE_AHEAD,
+            "{}",
+            buf.capacity()
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Sidecar {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub listener: SocketAddr,
+    /// Where FreeSWITCH's `socket` application would connect.
+    pub outbound: SocketAddr,
+    /// The audio fork websocket server.
+    pub media: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -52,12 +56,14 @@ impl Sidecar {
     pub fn start_with_env(interfaces: &[(&str, &str)], env: &[(&str, &str)]) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let media_port = free_port();
         let mut toml = format!(
             r#"[switch]
 esl = "127.0.0.1:{esl}"
-outbound_listen = "127.0.0.1:{outbound}"
-media_listen = "127.0.0.1:{media}"
-media_url = "ws://127.0.0.1:{media}"
+outbound_listen = "{outbound}"
+media_listen = "127.0.0.1:{media_port}"
+media_url = "ws://127.0.0.1:{media_port}"
 unicast_ports = "16000-19999"
 [listener]
 listen = "{listener}"
@@ -75,8 +81,6 @@ dir = "{state}"
 level = "info,skypopen=debug"
 "#,
             esl = free_port(),
-            outbound = free_port(),
-            media = free_port(),
             network = free_port(),
             sim = env!("CARGO_BIN_EXE_skype-sim"),
             state = dir.path().join("state").display(),
@@ -106,6 +110,8 @@ level = "info,skypopen=debug"
             dir,
             config,
             listener,
+            outbound,
+            media: ([127, 0, 0, 1], media_port).into(),
             log,
         }
     }

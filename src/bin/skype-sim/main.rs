@@ -60,6 +60,9 @@ struct NetworkArgs {
     /// ROUTING to RINGING.
     #[arg(long, default_value_t = 150)]
     ringing_ms: u64,
+    /// A connection that has not sent a whole login or ctl frame by then is closed.
+    #[arg(long, default_value_t = 10_000)]
+    first_frame_timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -321,6 +324,7 @@ async fn run_network(a: NetworkArgs) -> anyhow::Result<()> {
         pstn_answer_delay: Duration::from_millis(a.pstn_answer_ms),
         ring_timeout: Duration::from_millis(a.ring_timeout_ms),
         echo_delay: Duration::from_millis(a.echo_delay_ms),
+        first_frame_timeout: Duration::from_millis(a.first_frame_timeout_ms),
     };
     let stop = stop_on_signal();
     let (_, task) = network::spawn(config, stop)

@@ -32,6 +32,7 @@ async fn world() -> World {
         pstn_answer_delay: Duration::from_millis(300),
         ring_timeout: Duration::from_millis(1500),
         echo_delay: Duration::from_millis(100),
+        ..NetworkConfig::default()
     };
     let (addr, _) = network::spawn(config, stop.clone()).await.unwrap();
     World { addr, stop }

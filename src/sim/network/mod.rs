@@ -35,6 +35,9 @@ pub struct NetworkConfig {
     pub ring_timeout: Duration,
     /// How late echo123 returns what it hears.
     pub echo_delay: Duration,
+    /// A connection that has not sent its first whole frame (login or `ctl`) by then is
+    /// closed: a silent or dripping peer holds neither a task nor a buffer for long.
+    pub first_frame_timeout: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -47,6 +50,7 @@ impl Default for NetworkConfig {
             pstn_answer_delay: Duration::from_millis(2000),
             ring_timeout: Duration::from_secs(30),
             echo_delay: Duration::from_millis(200),
+            first_frame_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -59,6 +63,7 @@ pub async fn spawn(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let config_first_frame = config.first_frame_timeout;
     let net = Network::new(config);
     info!(%addr, "skype-sim network listening");
     let task = tokio::spawn(async move {
@@ -69,8 +74,9 @@ pub async fn spawn(
                     Ok((stream, peer)) => {
                         let net = Arc::clone(&net);
                         let stop = shutdown.child_token();
+                        let first_frame_timeout = config_first_frame;
                         tokio::spawn(async move {
-                            if let Err(e) = serve(net, stream, stop).await {
+                            if let Err(e) = serve(net, stream, first_frame_timeout, stop).await {
                                 debug!(%peer, error = %e, "connection ended");
                             }
                         });
@@ -90,13 +96,19 @@ pub async fn spawn(
 async fn serve(
     net: Arc<Network>,
     stream: TcpStream,
+    first_frame_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), crate::sim::proto::ProtoError> {
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, FrameCodec);
-    let first = tokio::time::timeout(Duration::from_secs(10), framed.next()).await;
-    let Ok(Some(Ok(Frame::Json(first)))) = first else {
-        return Ok(());
+    let first = tokio::time::timeout(first_frame_timeout, framed.next()).await;
+    let first = match first {
+        Ok(Some(Ok(Frame::Json(first)))) => first,
+        Err(_) => {
+            info!(after = ?first_frame_timeout, "connection sent no whole first frame; closing");
+            return Ok(());
+        }
+        _ => return Ok(()),
     };
     match serde_json::from_slice::<Up>(&first)? {
         Up::Ctl { command } => {

@@ -22,8 +22,6 @@ use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 pub const SUBPROTOCOL: &str = "audio.drachtio.org";
 
-/// FreeSWITCH gives up connecting after about 10 s; a client slower than that is not it.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The module sends the metadata about 1 ms after the upgrade.
 const METADATA_WAIT: Duration = Duration::from_secs(2);
 /// Connections being served at once (calls plus strays); more wait in the kernel backlog.
@@ -40,6 +38,8 @@ struct Expectation {
 struct Shared {
     pending: DashMap<String, Expectation>,
     public_url: String,
+    /// A peer that has not finished its upgrade by then (silent, dripping) is dropped.
+    handshake_timeout: Duration,
 }
 
 /// Handle to the running server; cheap to clone.
@@ -61,10 +61,12 @@ impl std::fmt::Debug for MediaServer {
 
 impl MediaServer {
     /// Binds `listen` and serves until `cancel`. `public_url` is how FreeSWITCH reaches us
-    /// (`[switch] media_url`); `None` derives `ws://<bound address>`.
+    /// (`[switch] media_url`); `None` derives `ws://<bound address>`. A connection that has
+    /// not finished its upgrade within `handshake_timeout` is closed.
     pub async fn start(
         listen: SocketAddr,
         public_url: Option<&str>,
+        handshake_timeout: Duration,
         cancel: CancellationToken,
     ) -> Result<MediaServer, ForkError> {
         let listener = TcpListener::bind(listen)
@@ -84,6 +86,7 @@ impl MediaServer {
         let shared = Arc::new(Shared {
             pending: DashMap::new(),
             public_url,
+            handshake_timeout,
         });
         info!(%local_addr, url = %shared.public_url, "audio fork server listening");
         tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel));
@@ -239,7 +242,7 @@ async fn handle(
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     let ws = tokio::select! {
         _ = cancel.cancelled() => return,
-        res = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match res {
+        res = tokio::time::timeout(shared.handshake_timeout, handshake) => match res {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
                 // Unknown tokens end here too: the client got its 404.
