@@ -1,6 +1,6 @@
 //! Mutation fuzzing on stable Rust: every parser that reads another process's bytes, fed
 //! mutations of a seed corpus (the FreeSWITCH captures, the shipped configuration, typical
-//! Skype API lines, frames as the emulator writes them). A parser may refuse an input; it may
+//! Skype API lines, frames as the emulator and mod_audio_fork write them, L16 datagrams). A parser may refuse an input; it may
 //! not panic, hang, or keep more than its bound. `fuzz_smoke` runs 10^4 inputs per parser in
 //! every test run; `fuzz_campaign` (ignored) runs `FUZZ_INPUTS` (default 10^7) and writes
 //! `tests/reports/fuzz.md`:
@@ -196,6 +196,132 @@ fn legacy_xml(input: &[u8]) {
     let _ = skypopen::config::legacy::migrate(&String::from_utf8_lossy(input));
 }
 
+/// An in-memory peer for tungstenite: reads the input, swallows what the server writes.
+struct Wire(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl std::io::Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The audio fork's byte stream after the upgrade, read with the server's limits; text frames
+/// kept as inert strings, binary frames cut into 20 ms frames as the session does.
+fn audio_fork_stream(input: &[u8]) {
+    read_fork_stream(input);
+}
+
+/// Messages read (text, binary) before the stream ended or failed.
+fn read_fork_stream(input: &[u8]) -> (usize, usize) {
+    use skypopen::media::{FrameAssembler, FRAME_BYTES};
+    use skypopen::switch::media::{websocket_config, MAX_MESSAGE_BYTES};
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+    use tokio_tungstenite::tungstenite::Message;
+    let wire = Wire(std::io::Cursor::new(input.to_vec()));
+    let mut ws = WebSocket::from_raw_socket(wire, Role::Server, Some(websocket_config()));
+    let mut assembler = FrameAssembler::new();
+    let (mut texts, mut binaries) = (0, 0);
+    // Every message needs at least a two-byte head, so this bounds the loop.
+    for _ in 0..=input.len() / 2 {
+        match ws.read() {
+            Ok(Message::Binary(bytes)) => {
+                binaries += 1;
+                assert!(bytes.len() <= MAX_MESSAGE_BYTES);
+                for piece in bytes.chunks(FRAME_BYTES) {
+                    assembler.push(piece, |_| {});
+                }
+                assert!(assembler.buffered() < FRAME_BYTES);
+            }
+            Ok(Message::Text(text)) => {
+                texts += 1;
+                assert!(text.len() <= MAX_MESSAGE_BYTES);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    (texts, binaries)
+}
+
+/// A masked client frame, as mod_audio_fork writes them.
+fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// FreeSWITCH's `unicast` datagrams: the first byte picks the channel rate, then each
+/// datagram is a two-byte length and its bytes.
+fn unicast_datagrams(input: &[u8]) {
+    use skypopen::media::FRAME_BYTES;
+    use skypopen::switch::unicast::relay::DatagramReader;
+    let Some((&rate, mut rest)) = input.split_first() else {
+        return;
+    };
+    let rate = [8000, 16000, 32000, 48000][rate as usize % 4];
+    let mut reader = DatagramReader::new(rate).expect("a supported rate");
+    while rest.len() >= 2 {
+        let len = (u16::from_be_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
+        let datagram = &rest[2..2 + len];
+        rest = &rest[2 + len..];
+        assert!(reader.read(datagram).count() <= DatagramReader::MAX_FRAMES);
+        assert!(reader.carried() < FRAME_BYTES);
+    }
+}
+
+fn datagram_seeds() -> Vec<Vec<u8>> {
+    [
+        (0u8, 320usize),
+        (1, 640),
+        (2, 1280),
+        (3, 1920),
+        (0, 7),
+        (1, 4000),
+    ]
+    .iter()
+    .map(|&(rate, len)| {
+        let mut seed = vec![rate];
+        for _ in 0..3 {
+            seed.extend_from_slice(&(len as u16).to_be_bytes());
+            seed.extend((0..len).map(|i| (i * 7) as u8));
+        }
+        seed
+    })
+    .collect()
+}
+
+fn fork_seeds() -> Vec<Vec<u8>> {
+    let audio: Vec<u8> = (0..640).map(|i| (i * 3) as u8).collect();
+    let mut call = ws_frame(0x1, br#"{"callId":"a","sampleRate":16000}"#);
+    call.extend(ws_frame(0x2, &audio));
+    call.extend(ws_frame(0x2, &audio[..100]));
+    call.extend(ws_frame(0x9, b"ping"));
+    call.extend(ws_frame(0x8, &[0x03, 0xe8]));
+    vec![
+        call,
+        ws_frame(0x2, &[]),
+        ws_frame(0x1, br#"{"type":"killAudio"}"#),
+    ]
+}
+
 fn seeds_from(files: &[&str], extra: &[&[u8]]) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut seeds: Vec<Vec<u8>> = files
@@ -272,6 +398,16 @@ fn targets() -> Vec<Target> {
             run: sim_protocol,
         },
         Target {
+            name: "audio fork websocket frames (text and audio)",
+            seeds: fork_seeds(),
+            run: audio_fork_stream,
+        },
+        Target {
+            name: "unicast datagrams (any length, four rates)",
+            seeds: datagram_seeds(),
+            run: unicast_datagrams,
+        },
+        Target {
             name: "TOML configuration",
             seeds: seeds_from(&["conf/skypopen.toml", "debian/skypopen.toml"], &[]),
             run: config,
@@ -345,6 +481,17 @@ fn assert_clean(outcomes: &[Outcome]) {
             o.slowest
         );
     }
+}
+
+/// The seeds must reach past the first check, or the mutations would only test refusals.
+#[test]
+fn seeds_are_read_as_their_parsers_intend() {
+    assert_eq!(read_fork_stream(&fork_seeds()[0]), (1, 2));
+    let mut reader = skypopen::switch::unicast::relay::DatagramReader::new(8000).unwrap();
+    // One 20 ms datagram at 8 kHz is one 16 kHz frame.
+    assert_eq!(reader.read(&[0u8; 320]).count(), 1);
+    // A datagram of 4000 bytes at 8 kHz (125 ms) still makes at most two.
+    assert_eq!(reader.read(&[0u8; 4000]).count(), 2);
 }
 
 #[test]

@@ -15,5 +15,5 @@ pub use command::{
     audio_fork_start, audio_fork_stop, fork_url, CommandError, ForkToken, FORK_PATH_PREFIX,
 };
 pub use error::ForkError;
-pub use server::{MediaServer, PendingFork, SUBPROTOCOL};
+pub use server::{websocket_config, MediaServer, PendingFork, MAX_MESSAGE_BYTES, SUBPROTOCOL};
 pub use session::{ForkControl, ForkSession};

@@ -27,7 +27,7 @@ const METADATA_WAIT: Duration = Duration::from_secs(2);
 /// Connections being served at once (calls plus strays); more wait in the kernel backlog.
 const MAX_CONNECTIONS: usize = 2048;
 /// Text frames are small JSON; audio payloads are a few frames. Nothing needs more.
-const MAX_MESSAGE_BYTES: usize = 1 << 20;
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 struct Expectation {
     deliver: oneshot::Sender<ForkSession>,
@@ -191,6 +191,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
     info!("audio fork server stopped");
 }
 
+/// The limits every fork connection is read with: a peer cannot make a message, or a frame
+/// of one, cost more than [`MAX_MESSAGE_BYTES`].
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
 fn offers_subprotocol(req: &Request) -> bool {
     req.headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -236,10 +244,8 @@ async fn handle(
         routed = Some(token.to_string());
         Ok(resp)
     };
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config()));
     let ws = tokio::select! {
         _ = cancel.cancelled() => return,
         res = tokio::time::timeout(shared.handshake_timeout, handshake) => match res {

@@ -62,6 +62,74 @@ impl Converter {
     }
 }
 
+/// Turns FreeSWITCH's datagrams (L16 at the channel rate, any length a peer sends) into the
+/// pump's 16 kHz frames: at most two per datagram, whatever its length, so a hostile or
+/// confused sender can neither queue without bound nor make a frame out of a partial sample.
+pub struct DatagramReader {
+    converter: Converter,
+    assembler: FrameAssembler,
+}
+
+/// Frames one datagram made (at most [`DatagramReader::MAX_FRAMES`]).
+pub struct ReadFrames {
+    frames: [Frame; DatagramReader::MAX_FRAMES],
+    count: usize,
+    next: usize,
+}
+
+impl Iterator for ReadFrames {
+    type Item = Frame;
+    fn next(&mut self) -> Option<Frame> {
+        (self.next < self.count).then(|| {
+            self.next += 1;
+            self.frames[self.next - 1]
+        })
+    }
+}
+
+impl DatagramReader {
+    /// One 20 ms datagram makes at most one frame plus a carried remainder; one more covers a
+    /// remainder completed by a slightly long datagram.
+    pub const MAX_FRAMES: usize = 2;
+
+    pub fn new(channel_rate: u32) -> Result<DatagramReader, UnicastSideError> {
+        if ![8000, 16000, 32000, 48000].contains(&channel_rate) {
+            return Err(UnicastSideError::Rate(channel_rate));
+        }
+        Ok(DatagramReader {
+            converter: Converter::new(channel_rate, SAMPLE_RATE)?,
+            assembler: FrameAssembler::new(),
+        })
+    }
+
+    /// Reads at most 4,096 bytes of `datagram`, what the socket buffer holds.
+    pub fn read(&mut self, datagram: &[u8]) -> ReadFrames {
+        let datagram = &datagram[..datagram.len().min(DATAGRAM_MAX)];
+        self.converter.bytes.clear();
+        self.converter.convert(datagram);
+        let mut ready = ReadFrames {
+            frames: [Frame::SILENCE; Self::MAX_FRAMES],
+            count: 0,
+            next: 0,
+        };
+        // Longer datagrams are cut to what fits rather than queued without bound.
+        for piece in self.converter.bytes.chunks(FRAME_BYTES) {
+            self.assembler.push(piece, |f| {
+                if ready.count < Self::MAX_FRAMES {
+                    ready.frames[ready.count] = f;
+                    ready.count += 1;
+                }
+            });
+        }
+        ready
+    }
+
+    /// Bytes carried over to the next datagram (always less than one frame).
+    pub fn carried(&self) -> usize {
+        self.assembler.buffered()
+    }
+}
+
 /// Starts the task that serves `leg` for a channel whose codec runs at `channel_rate`. The
 /// returned duplex plugs into the pump as the switch side; dropping it, or `cancel`, ends the
 /// task.
@@ -70,10 +138,7 @@ pub fn spawn_unicast(
     channel_rate: u32,
     cancel: CancellationToken,
 ) -> Result<(FrameDuplex, JoinHandle<()>), UnicastSideError> {
-    if ![8000, 16000, 32000, 48000].contains(&channel_rate) {
-        return Err(UnicastSideError::Rate(channel_rate));
-    }
-    let inbound = Converter::new(channel_rate, SAMPLE_RATE)?;
+    let reader = DatagramReader::new(channel_rate)?;
     let outbound = Converter::new(SAMPLE_RATE, channel_rate)?;
     let (to_switch_tx, to_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
     let (from_switch_tx, from_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
@@ -81,7 +146,7 @@ pub fn spawn_unicast(
         serve(
             leg,
             channel_rate,
-            inbound,
+            reader,
             outbound,
             from_switch_tx,
             to_switch_rx,
@@ -101,14 +166,13 @@ pub fn spawn_unicast(
 async fn serve(
     leg: UnicastLeg,
     channel_rate: u32,
-    mut inbound: Converter,
+    mut reader: DatagramReader,
     mut outbound: Converter,
     from_switch: mpsc::Sender<Frame>,
     mut to_switch: mpsc::Receiver<Frame>,
     cancel: CancellationToken,
 ) {
     let datagram = frame_bytes(channel_rate);
-    let mut assembler = FrameAssembler::new();
     let mut buf = [0u8; DATAGRAM_MAX];
     let (mut datagrams_in, mut datagrams_out, mut dropped_in) = (0u64, 0u64, 0u64);
     let reason = loop {
@@ -118,25 +182,11 @@ async fn serve(
             res = leg.recv(&mut buf) => match res {
                 Ok(n) => {
                     datagrams_in += 1;
-                    inbound.bytes.clear();
-                    inbound.convert(&buf[..n]);
-                    let mut ready = [Frame::SILENCE; 2];
-                    let mut count = 0;
-                    // One 20 ms datagram makes at most one frame plus a carried remainder;
-                    // longer ones are cut to what fits rather than queued without bound.
-                    for piece in inbound.bytes.chunks(FRAME_BYTES) {
-                        assembler.push(piece, |f| {
-                            if count < ready.len() {
-                                ready[count] = f;
-                                count += 1;
-                            }
-                        });
-                    }
                     // UDP has no back-pressure to give: if the pump has not drained the
                     // previous frames, the new one is lost like a late datagram.
                     let mut gone = false;
-                    for frame in &ready[..count] {
-                        match from_switch.try_send(*frame) {
+                    for frame in reader.read(&buf[..n]) {
+                        match from_switch.try_send(frame) {
                             Ok(()) => {}
                             Err(mpsc::error::TrySendError::Full(_)) => dropped_in += 1,
                             Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
