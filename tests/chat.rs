@@ -455,3 +455,36 @@ async fn contact_requests_are_accepted_or_ignored_per_auto_authorize() {
     let c = stack.net.actl(&["contacts", "user6"]).await;
     assert_eq!(c["authorized"], serde_json::json!([]), "{c}");
 }
+
+/// One client of an account off the Skype network: `chat SKYPE|…` from that account goes out
+/// through another client of the account instead of failing on the first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_goes_out_through_another_client_when_the_first_is_offline() {
+    let mut stack = Stack::start(StackSpec::users(&["user3", "user3"])).await;
+    // interface1's client comes back pointed at a network that is not there: attached over
+    // X11, never online.
+    if let Some(mut client) = stack.clients[0].take() {
+        client.kill();
+    }
+    let nowhere = format!("127.0.0.1:{}", support::sim::free_port());
+    let display = stack.displays[0].display.clone();
+    stack.clients[0] = Some(support::sim::SimClient::start_on_network(
+        &display, "user3", &nowhere,
+    ));
+    stack
+        .wait_list("interface1 DOWN", |rows| {
+            rows.iter()
+                .any(|r| r.name == "interface1" && r.state == "DOWN")
+        })
+        .await;
+
+    stack.fs.api("chat SKYPE|user3|alice|through the other one");
+    let got = stack.wait_inbox("alice", "through the other one").await;
+    assert_eq!(got["from_handle"], "user3", "{got}");
+    let log = stack.log();
+    let sent = log
+        .lines()
+        .find(|l| l.contains("chat sent"))
+        .unwrap_or_else(|| panic!("no chat sent line:\n{log}"));
+    assert!(sent.contains("interface=interface2"), "{sent}");
+}

@@ -232,10 +232,20 @@ pub struct SimClient {
 impl SimClient {
     /// Starts a client and waits until it has published `_SKYPE_INSTANCE` on `display`.
     pub fn start(display: &str, user: &str, network: &SimNetwork, extra: &[&str]) -> SimClient {
+        Self::start_with_network(display, user, &network.addr.to_string(), extra)
+    }
+
+    /// A client pointed at `network`, which may be an address where nothing listens (a
+    /// client off the Skype network from the start).
+    pub fn start_on_network(display: &str, user: &str, network: &str) -> SimClient {
+        Self::start_with_network(display, user, network, &[])
+    }
+
+    fn start_with_network(display: &str, user: &str, network: &str, extra: &[&str]) -> SimClient {
         let log = ChildLog::new(&format!("skype-sim client {user} on {display}"));
         let child = Command::new(sim_binary())
             .args(["client", "--display", display, "--user", user, "--network"])
-            .arg(network.addr.to_string())
+            .arg(network)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

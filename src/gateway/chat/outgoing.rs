@@ -95,8 +95,10 @@ fn bare_user(from: &str) -> &str {
     &from[..end]
 }
 
-/// Sends `text` to `to`. The interface is `iface` (its exact name) when given, else the first
-/// interface (lowest id, a ready one before others) logged in as `from_user`.
+/// Sends `text` to `to`. The interface is `iface` (its exact name) when given; else every
+/// interface logged in as `from_user` is a candidate, usable ones (online, not DOWN) first,
+/// then by id, and a client that fails (offline, gone, refusing) hands the message to the next:
+/// one client of an account losing the network does not lose the account's chats.
 pub async fn send_chat(
     gw: &Gateway,
     iface: Option<&str>,
@@ -109,22 +111,41 @@ pub async fn send_chat(
         return Err(ChatError::NoRecipient);
     }
     let partner = Handle::new(to)?;
-    // Checked before anything goes to the client.
+    // Checked before anything goes to a client.
     ChatBody::new(text)?;
-    let handle = pick_interface(gw, iface, from_user)?;
+    let mut last_failure = None;
+    for handle in candidates(gw, iface, from_user)? {
+        match send_from(gw, &handle, &partner, to, text).await {
+            Ok(sent) => return Ok(sent),
+            Err(e @ (ChatError::Client { .. } | ChatError::NoChat { .. })) => {
+                warn!(interface = %handle.cfg.name, %to, error = %e, "chat not taken by this client; trying the next");
+                last_failure = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_failure.unwrap_or(ChatError::NoSender))
+}
+
+async fn send_from(
+    gw: &Gateway,
+    handle: &crate::gateway::interface::InterfaceHandle,
+    partner: &Handle,
+    to: &str,
+    text: &str,
+) -> Result<SentChat, ChatError> {
     let interface = handle.cfg.name.clone();
     let session = &handle.session;
     let client_err = |source| ChatError::Client {
         interface: interface.clone(),
         source,
     };
-
     let mut fresh = false;
     let chatname = match gw.chat.names.get(handle.cfg.id, to) {
         Some(name) => name,
         None => {
             fresh = true;
-            create_chat(gw, &handle, &partner).await?
+            create_chat(gw, handle, partner).await?
         }
     };
     let sent = match session
@@ -137,7 +158,7 @@ pub async fn send_chat(
             debug!(interface = %interface, chatname = %chatname, code, %why,
                    "cached chat refused; creating it again");
             gw.chat.names.forget(handle.cfg.id, to);
-            let chatname = create_chat(gw, &handle, &partner).await?;
+            let chatname = create_chat(gw, handle, partner).await?;
             let reply = session
                 .request(Command::chat_message(&chatname, text)?)
                 .await
@@ -198,14 +219,16 @@ async fn create_chat(
     }
 }
 
-fn pick_interface(
+/// The interfaces that may send: the named one alone, or the account's, best first.
+fn candidates(
     gw: &Gateway,
     iface: Option<&str>,
     from_user: Option<&str>,
-) -> Result<crate::gateway::interface::InterfaceHandle, ChatError> {
+) -> Result<Vec<crate::gateway::interface::InterfaceHandle>, ChatError> {
     if let Some(name) = iface.map(str::trim).filter(|n| !n.is_empty()) {
         return gw
             .interface_by_name(name)
+            .map(|h| vec![h])
             .ok_or_else(|| ChatError::NoSuchInterface(name.to_string()));
     }
     let Some(user) = from_user.map(str::trim).filter(|u| !u.is_empty()) else {
@@ -218,14 +241,18 @@ fn pick_interface(
         .filter(|e| e.cfg.skype_user.eq_ignore_ascii_case(user))
         .map(|e| e.value().clone())
         .collect();
+    if candidates.is_empty() {
+        return Err(ChatError::NoInterfaceForUser(user.to_string()));
+    }
     candidates.sort_by_key(|h| {
         let ready = matches!(h.session.state(), SessionState::Ready { .. });
-        (!ready, h.cfg.id)
+        let usable = gw
+            .registry
+            .get(h.cfg.id)
+            .is_some_and(|slot| slot.is_usable());
+        (!(ready && usable), !ready, h.cfg.id)
     });
-    candidates
-        .into_iter()
-        .next()
-        .ok_or_else(|| ChatError::NoInterfaceForUser(user.to_string()))
+    Ok(candidates)
 }
 
 #[cfg(test)]
