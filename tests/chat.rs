@@ -488,3 +488,35 @@ async fn a_chat_goes_out_through_another_client_when_the_first_is_offline() {
         .unwrap_or_else(|| panic!("no chat sent line:\n{log}"));
     assert!(sent.contains("interface=interface2"), "{sent}");
 }
+
+/// Every client of the account off the Skype network for 3 s: the chats FreeSWITCH asks for
+/// meanwhile wait and go out, in order, once a client is back (as a Skype client keeps what it
+/// cannot send yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_wait_for_an_offline_account_and_go_out_in_order() {
+    let stack = Stack::start(StackSpec::users(&["user3"])).await;
+    stack.net.actl(&["fault", "user3", "offline", "3000"]).await;
+    stack
+        .wait_list("interface1 DOWN", |rows| {
+            rows.iter()
+                .any(|r| r.name == "interface1" && r.state == "DOWN")
+        })
+        .await;
+    for i in 0..3 {
+        stack.fs.api(&format!("chat SKYPE|user3|alice|waiting {i}"));
+    }
+    stack.wait_inbox("alice", "waiting 2").await;
+    let inbox = stack.net.actl(&["inbox", "alice"]).await;
+    let bodies: Vec<&str> = inbox["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["waiting 0", "waiting 1", "waiting 2"], "{inbox}");
+    let log = stack.log();
+    assert!(
+        log.contains("no client of the sender can take the chat now; it waits"),
+        "{log}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod message;
 pub mod outgoing;
 pub mod requests;
+pub mod waiting;
 
 pub use incoming::InterfaceChat;
 pub use outgoing::{send_chat, ChatError, SentChat};

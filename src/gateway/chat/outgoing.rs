@@ -118,7 +118,7 @@ pub async fn send_chat(
         match send_from(gw, &handle, &partner, to, text).await {
             Ok(sent) => return Ok(sent),
             Err(e @ (ChatError::Client { .. } | ChatError::NoChat { .. })) => {
-                warn!(interface = %handle.cfg.name, %to, error = %e, "chat not taken by this client; trying the next");
+                debug!(interface = %handle.cfg.name, %to, error = %e, "chat not taken by this client; trying the next");
                 last_failure = Some(e);
             }
             Err(e) => return Err(e),

@@ -1,40 +1,130 @@
 //! Chats FreeSWITCH asks us to send (`SEND_MESSAGE`, and the MESSAGE its own
-//! `chat SKYPE|...` fires), as typed requests from the switch link.
+//! `chat SKYPE|...` fires), as typed requests from the switch link. One that no client of its
+//! account can take right now waits (see [`super::waiting`]) and is tried again every second.
 
-use super::outgoing::send_chat;
+use super::outgoing::{send_chat, ChatError};
+use super::waiting::{Full, WaitingChats};
 use crate::gateway::Gateway;
 use crate::switch::requests::{ChatRequest, SwitchRequest};
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
+
+/// Chats waiting for their account in all; more are refused (and logged).
+const WAITING_CAPACITY: usize = 1024;
+/// How long a chat waits for a client of its account before it is given up.
+const PATIENCE: Duration = Duration::from_secs(30);
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Consumes the chat requests until the gateway stops.
 pub async fn serve(gw: Gateway) {
     let mut requests = gw.switch.requests();
-    while let Some(request) = requests.next(&gw.cancel, "chat requests").await {
-        if let SwitchRequest::Chat(request) = request {
-            execute(&gw, request).await;
+    let mut waiting = WaitingChats::new(WAITING_CAPACITY, PATIENCE);
+    let mut retry = tokio::time::interval(RETRY_EVERY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            request = requests.next(&gw.cancel, "chat requests") => {
+                let Some(request) = request else { break };
+                if let SwitchRequest::Chat(request) = request {
+                    take(&gw, &mut waiting, request).await;
+                }
+            }
+            _ = retry.tick(), if !waiting.is_empty() => retry_waiting(&gw, &mut waiting).await,
+        }
+    }
+    if !waiting.is_empty() {
+        warn!(
+            count = waiting.len(),
+            "chats requested by FreeSWITCH still waiting for a client at shutdown; not sent"
+        );
+    }
+}
+
+/// Who sends: the interface the hint names, else the account.
+fn sender(gw: &Gateway, request: &ChatRequest) -> String {
+    match interface_hint(gw, request) {
+        Some(name) => format!("interface {name}"),
+        None => request.from.as_deref().unwrap_or("").to_lowercase(),
+    }
+}
+
+/// A hint that names no interface (FreeSWITCH's own chat may carry other hints) falls back to
+/// the sender's account.
+fn interface_hint<'a>(gw: &Gateway, request: &'a ChatRequest) -> Option<&'a str> {
+    request
+        .hint
+        .as_deref()
+        .filter(|hint| gw.interface_by_name(hint).is_some())
+}
+
+async fn take(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, request: ChatRequest) {
+    let sender = sender(gw, &request);
+    if waiting.holds(&sender) {
+        // Behind the ones already waiting, so the dialog stays in order.
+        wait(waiting, &sender, request);
+        return;
+    }
+    match execute(gw, &request).await {
+        Ok(()) => {}
+        Err(e) if worth_waiting(&e) => {
+            info!(via = request.via, %sender, to = %request.to, error = %e,
+                  "no client of the sender can take the chat now; it waits");
+            wait(waiting, &sender, request);
+        }
+        Err(e) => warn!(via = request.via, from = ?request.from, to = %request.to, error = %e,
+                        "chat requested by FreeSWITCH not sent"),
+    }
+}
+
+fn wait(waiting: &mut WaitingChats<ChatRequest>, sender: &str, request: ChatRequest) {
+    if let Err(Full(request)) = waiting.push(sender, request, Instant::now()) {
+        warn!(via = request.via, %sender, to = %request.to, waiting = waiting.len(),
+              "too many chats waiting for their clients; this one is not sent");
+    }
+}
+
+async fn retry_waiting(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>) {
+    for sender in waiting.senders() {
+        loop {
+            let expired = |gone: super::waiting::Waiting<ChatRequest>| {
+                warn!(via = gone.request.via, %sender, to = %gone.request.to,
+                      waited = ?gone.since.elapsed(),
+                      "no client of the sender came back in time; chat not sent");
+            };
+            let Some(request) = waiting.front(&sender, Instant::now(), expired) else {
+                break;
+            };
+            let request = request.clone();
+            match execute(gw, &request).await {
+                Ok(()) => {
+                    waiting.pop(&sender);
+                }
+                Err(e) if worth_waiting(&e) => break,
+                Err(e) => {
+                    warn!(via = request.via, %sender, to = %request.to, error = %e,
+                          "chat requested by FreeSWITCH not sent");
+                    waiting.pop(&sender);
+                }
+            }
         }
     }
 }
 
-async fn execute(gw: &Gateway, request: ChatRequest) {
-    // A hint that names no interface (FreeSWITCH's own chat may carry other hints) falls
-    // back to the sender's account.
-    let iface = request
-        .hint
-        .as_deref()
-        .filter(|hint| gw.interface_by_name(hint).is_some());
-    match send_chat(
+/// Failures a client coming back can cure; the others (bad input, unknown sender) cannot.
+fn worth_waiting(e: &ChatError) -> bool {
+    matches!(e, ChatError::Client { .. } | ChatError::NoChat { .. })
+}
+
+async fn execute(gw: &Gateway, request: &ChatRequest) -> Result<(), ChatError> {
+    let sent = send_chat(
         gw,
-        iface,
+        interface_hint(gw, request),
         request.from.as_deref(),
         &request.to,
         &request.body,
     )
-    .await
-    {
-        Ok(sent) => info!(via = request.via, interface = %sent.interface, to = %request.to,
-                          "chat requested by FreeSWITCH sent"),
-        Err(e) => warn!(via = request.via, from = ?request.from, to = %request.to, error = %e,
-                        "chat requested by FreeSWITCH not sent"),
-    }
+    .await?;
+    info!(via = request.via, interface = %sent.interface, to = %request.to,
+          "chat requested by FreeSWITCH sent");
+    Ok(())
 }
