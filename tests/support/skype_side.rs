@@ -431,6 +431,21 @@ impl SkypeSide {
         self.wait_all_idle().await;
     }
 
+    /// SIGKILL: no drain, no cleanup, as a crash or the OOM killer would.
+    pub fn kill_sidecar(&mut self) {
+        if let Some(mut child) = self.sidecar.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the sidecar again on the same configuration (after a stop or a kill) and
+    /// returns at once.
+    pub fn spawn_sidecar(&mut self) {
+        assert!(self.sidecar.is_none(), "the sidecar is still running");
+        self.start_sidecar();
+    }
+
     pub fn stop_sidecar(&mut self) {
         if let Some(mut child) = self.sidecar.take() {
             // SAFETY: kill(2) on our own child.

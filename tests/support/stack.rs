@@ -129,6 +129,11 @@ impl Stack {
         }
     }
 
+    /// The media hook this stack installed on its double, for a double that replaces it.
+    pub fn media_hook(&self) -> Arc<dyn MediaHook> {
+        Arc::new(HookRef(Arc::clone(&self.forks), Arc::clone(&self.unicasts)))
+    }
+
     /// Digits of every `uuid_send_dtmf <uuid> ...` the double received so far.
     pub fn sent_dtmf(&self, uuid: &str) -> String {
         let prefix = format!("uuid_send_dtmf {uuid} ");
