@@ -71,7 +71,7 @@ const BROKEN_GOLDEN: &str = r#"@:2: switch.esl: invalid socket address syntax
 @:16: logs: unknown key (did you mean "log"?)
 @:20: defaults.skype_usr: unknown key (did you mean "skype_user"?)
 @:22: interface[0].skype_user: missing: set it here or in [defaults]
-@:28: interface[1].id: 0 is not in 1..=63
+@:28: interface[1].id: 0 is not in 1..=4095
 @:29: interface[1].name: duplicate name "a" (also interface[0])
 @:30: interface[1].x11_display: "101" is not an X display like ":101"
 @:33: interface[2].id: missing (required)

@@ -113,8 +113,9 @@ pub struct ClientsSettings {
     #[serde(default = "defaults::xvfb")]
     pub xvfb: String,
     /// Arguments after the display number when the sidecar starts its own X server.
-    #[serde(default = "defaults::xvfb_args")]
-    pub xvfb_args: Vec<String>,
+    /// Left out: [`ClientsSettings::xvfb_args`] picks by `kind`.
+    #[serde(default)]
+    pub xvfb_args: Option<Vec<String>>,
     /// How long a started client may take to publish `_SKYPE_INSTANCE` before it is restarted.
     #[serde(default = "defaults::ready_timeout_secs")]
     pub ready_timeout_secs: u64,
@@ -124,6 +125,16 @@ pub struct ClientsSettings {
 }
 
 impl ClientsSettings {
+    /// `Xvfb`'s arguments: as configured, else small for emulated clients and a usable screen
+    /// for real ones.
+    pub fn xvfb_args(&self) -> Vec<String> {
+        match (&self.xvfb_args, self.kind) {
+            (Some(args), _) => args.clone(),
+            (None, ClientKind::Sim) => defaults::xvfb_args_sim(),
+            (None, ClientKind::Skype) => defaults::xvfb_args_real(),
+        }
+    }
+
     pub fn ready_timeout(&self) -> Duration {
         Duration::from_secs(self.ready_timeout_secs)
     }

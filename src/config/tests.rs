@@ -119,3 +119,60 @@ fn connection_timeouts_must_be_positive_and_bounded() {
         std::time::Duration::from_millis(2500)
     );
 }
+
+fn interfaces_toml(entries: &[(u32, &str)]) -> String {
+    let mut text = String::from("[defaults]\nskype_user = \"u\"\n");
+    for (i, (id, display)) in entries.iter().enumerate() {
+        text.push_str(&format!(
+            "[[interface]]\nid = {id}\nname = \"i{i}\"\nx11_display = \"{display}\"\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn ids_go_to_4095_and_more_interfaces_than_that_are_refused_in_one_line() {
+    let s = load_str(&interfaces_toml(&[(64, ":164"), (4095, ":4195")])).unwrap();
+    assert_eq!(s.interfaces.len(), 2);
+    let err = load_str(&interfaces_toml(&[(4096, ":1")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("interface[0].id: 4096 is not in 1..=4095"),
+        "{err}"
+    );
+
+    let displays: Vec<String> = (0..5000).map(|n| format!(":{}", 10 + n)).collect();
+    let many: Vec<(u32, &str)> = displays
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u32 + 1, d.as_str()))
+        .collect();
+    let err = load_str(&interfaces_toml(&many)).unwrap_err().to_string();
+    assert!(
+        err.contains("5000 interfaces configured; one sidecar serves at most 4095"),
+        "{err}"
+    );
+    assert_eq!(err.matches("interface").count(), 2, "one line: {err}");
+}
+
+#[test]
+fn two_spellings_of_one_x_server_are_refused() {
+    for (a, b) in [
+        (":101", ":101.0"),
+        (":101", "unix:101"),
+        (":101.1", "localhost:101"),
+    ] {
+        let err = load_str(&interfaces_toml(&[(1, a), (2, b)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "interface[1].x11_display: x11_display {b:?} is the same X server as {a:?} (also interface[0])"
+            )),
+            "{err}"
+        );
+    }
+    // Another host's display 101 is another server.
+    load_str(&interfaces_toml(&[(1, ":101"), (2, "otherhost:101")])).unwrap();
+}

@@ -139,16 +139,32 @@ pub fn log_level(level: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The highest interface id: 4095 rather than the original's 63, far more than one host's
+/// clients, small enough that the gateway's table indexed by id stays small.
+pub const MAX_INTERFACE_ID: u32 = 4095;
+
 pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
+    if list.len() > MAX_INTERFACE_ID as usize {
+        // One clear line rather than one per id out of range.
+        problems.push(Problem::new(
+            "interface",
+            format!(
+                "{} interfaces configured; one sidecar serves at most {MAX_INTERFACE_ID} (ids \
+                 1..={MAX_INTERFACE_ID}); run more sidecars for more",
+                list.len()
+            ),
+        ));
+        return;
+    }
     let mut ids = HashMap::new();
     let mut names = HashMap::new();
-    let mut displays = HashMap::new();
+    let mut servers = HashMap::new();
     for (index, iface) in list.iter().enumerate() {
         let key = |k: &str| format!("interface[{index}].{k}");
-        if !(1..=63).contains(&iface.id) {
+        if !(1..=MAX_INTERFACE_ID).contains(&iface.id) {
             problems.push(Problem::new(
                 key("id"),
-                format!("{} is not in 1..=63", iface.id),
+                format!("{} is not in 1..={MAX_INTERFACE_ID}", iface.id),
             ));
         }
         if iface.name.is_empty() || iface.name.contains(|c: char| c.is_whitespace() || c == '/') {
@@ -157,11 +173,29 @@ pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
                 format!("{:?} must be non-empty, without spaces or '/'", iface.name),
             ));
         }
-        if !is_display(&iface.x11_display) {
-            problems.push(Problem::new(
+        match x_server(&iface.x11_display) {
+            None => problems.push(Problem::new(
                 key("x11_display"),
                 format!("{:?} is not an X display like \":101\"", iface.x11_display),
-            ));
+            )),
+            Some(server) => {
+                if let Some((first, text)) =
+                    servers.insert(server, (index, iface.x11_display.clone()))
+                {
+                    let what = if text == iface.x11_display {
+                        format!("duplicate x11_display {text:?}")
+                    } else {
+                        format!(
+                            "x11_display {:?} is the same X server as {text:?}",
+                            iface.x11_display
+                        )
+                    };
+                    problems.push(Problem::new(
+                        key("x11_display"),
+                        format!("{what} (also interface[{first}]); one client per X server"),
+                    ));
+                }
+            }
         }
         if let Some(first) = ids.insert(iface.id, index) {
             problems.push(Problem::new(
@@ -175,16 +209,22 @@ pub fn interfaces(list: &[InterfaceConfig], problems: &mut Vec<Problem>) {
                 format!("duplicate name {:?} (also interface[{first}])", iface.name),
             ));
         }
-        if let Some(first) = displays.insert(iface.x11_display.clone(), index) {
-            problems.push(Problem::new(
-                key("x11_display"),
-                format!(
-                    "duplicate x11_display {:?} (also interface[{first}])",
-                    iface.x11_display
-                ),
-            ));
-        }
     }
+}
+
+/// Which X server a display names: (host, display number), the screen dropped and the local
+/// spellings (none, `unix`, `localhost`, loopback addresses) made one, since `:101`,
+/// `:101.0` and `unix:101` all reach the same server and its one Skype client.
+fn x_server(display: &str) -> Option<(String, u32)> {
+    if !is_display(display) {
+        return None;
+    }
+    let (host, _) = display.rsplit_once(':')?;
+    let host = match host.to_ascii_lowercase().as_str() {
+        "" | "unix" | "localhost" | "127.0.0.1" | "::1" | "[::1]" => String::new(),
+        other => other.to_string(),
+    };
+    Some((host, display_number(display)?))
 }
 
 /// `:N` or `:N.S`, optionally with a host in front.

@@ -1,15 +1,18 @@
 //! The interfaces as the gateway sees them: state and counters (what `sk list` shows), the
 //! RR / ANY hunt, and exact-name lookups.
 //!
-//! Slots are indexed by the configured interface `id` (1..=63), as in the original module, so
-//! `sk list` rows and the hunt pointer keep their meaning for operators who knew it.
+//! Slots are indexed by the configured interface `id` (1..=4095; the original had 1..=63), so
+//! `sk list` rows and the hunt pointer keep their meaning for operators who knew it. The table
+//! grows to the highest id in use and never below the original's 64 slots.
 
 use crate::config::InterfaceConfig;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Number of slots; ids 1..=63 are usable, slot 0 never holds an interface.
-pub const MAX_SLOTS: usize = 64;
+/// The highest interface id (`check` refuses more); slot 0 never holds an interface.
+pub use crate::config::validate::MAX_INTERFACE_ID;
+/// The original module's table: `sk list full` shows at least these slots.
+const ORIGINAL_SLOTS: usize = 64;
 
 /// Interface state, with the labels the original module showed in `sk list` (spec 5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +223,7 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             inner: Arc::new(Mutex::new(Inner {
-                slots: vec![None; MAX_SLOTS],
+                slots: vec![None; ORIGINAL_SLOTS],
                 next: 0,
             })),
         }
@@ -234,13 +237,16 @@ impl Registry {
     }
 
     /// Adds an interface, or refreshes its name and account if its slot exists (reload).
-    /// Ids outside 1..=63 are refused (config validation reports them).
+    /// Ids outside 1..=[`MAX_INTERFACE_ID`] are refused (config validation reports them).
     pub fn upsert(&self, cfg: &InterfaceConfig) -> bool {
-        let index = cfg.id as usize;
-        if index == 0 || index >= MAX_SLOTS {
+        if cfg.id == 0 || cfg.id > MAX_INTERFACE_ID {
             return false;
         }
+        let index = cfg.id as usize;
         let mut inner = self.lock();
+        if inner.slots.len() <= index {
+            inner.slots.resize(index + 1, None);
+        }
         match &mut inner.slots[index] {
             Some(slot) => {
                 slot.name = cfg.name.clone();
@@ -348,14 +354,15 @@ impl Registry {
         });
     }
 
-    /// RR hunt (spec 9.5): up to 64 steps from the pointer, which advances over every slot it
-    /// looks at, so successive hunts rotate fairly. Accepts a free interface whose account
+    /// RR hunt (spec 9.5): one lap of the table from the pointer, which advances over every
+    /// slot it looks at, so successive hunts rotate fairly. Accepts a free interface whose account
     /// differs from `exclude_user` when given (transfers). Marks it SELECTD.
     pub fn hunt(&self, exclude_user: Option<&str>) -> Result<Reservation, ClaimError> {
         let mut inner = self.lock();
-        for _ in 0..MAX_SLOTS {
-            let index = inner.next;
-            inner.next = (index + 1) % MAX_SLOTS;
+        let slots = inner.slots.len();
+        for _ in 0..slots {
+            let index = inner.next % slots;
+            inner.next = (index + 1) % slots;
             let Some(slot) = inner.slots[index].as_mut() else {
                 continue;
             };
@@ -435,11 +442,12 @@ impl Registry {
         // `full` shows the raw pointer, as the original did. It may rest on an empty slot
         // (slot 0 is never configured), which the short list does not show: there the star
         // goes to the interface the next hunt starts at.
+        let slots = inner.slots.len();
         let starts_at = if full {
-            Some(inner.next)
+            Some(inner.next % slots)
         } else {
-            (0..MAX_SLOTS)
-                .map(|step| (inner.next + step) % MAX_SLOTS)
+            (0..slots)
+                .map(|step| (inner.next + step) % slots)
                 .find(|index| inner.slots[*index].is_some())
         };
         for (index, slot) in inner.slots.iter().enumerate() {
@@ -582,6 +590,31 @@ mod tests {
         let full = r.render_list(true);
         assert!(full.contains("\n  0\n"), "{full}");
         assert!(full.contains("\n  63\n"), "{full}");
+    }
+
+    #[test]
+    fn ids_past_the_original_63_have_their_slots_and_take_turns() {
+        let r = registry(2);
+        for id in [64, 4095] {
+            assert!(r.upsert(&iface(id, &format!("big{id}"), "u")));
+            r.set_available(id, true);
+        }
+        assert!(!r.upsert(&iface(4096, "too-big", "u")));
+        assert!(!r.upsert(&iface(0, "zero", "u")));
+        let picks: Vec<u32> = (0..8)
+            .map(|_| {
+                let hunt = r.hunt(None).unwrap();
+                let id = hunt.id();
+                drop(hunt);
+                id
+            })
+            .collect();
+        assert_eq!(picks, [1, 2, 64, 4095, 1, 2, 64, 4095]);
+        assert_eq!(r.remove(4095).map(|s| s.id), Some(4095));
+        assert!(r.get(4095).is_none());
+        let list = r.render_list(false);
+        assert!(list.contains("  64\t[ big64]"), "{list}");
+        assert!(list.contains("Total Interfaces: 3 "), "{list}");
     }
 
     #[test]

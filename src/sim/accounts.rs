@@ -1,6 +1,9 @@
 //! Who exists on the emulated network: the accounts clients log in as, the remote people
 //! tests play through `ctl`, the service bots, and SkypeOut numbers.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// What a name on the network is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
@@ -30,65 +33,59 @@ pub enum Bot {
     Fail,
 }
 
-/// A built-in account with its SkypeOut credit.
+/// An account with its SkypeOut credit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    pub handle: &'static str,
-    pub display_name: &'static str,
+    pub handle: Cow<'static, str>,
+    pub display_name: Cow<'static, str>,
     /// Hundredths of the currency, as `PROFILE PSTN_BALANCE` reports it.
     pub balance: i64,
     pub currency: &'static str,
 }
 
-const ACCOUNTS: [Account; 8] = [
+/// How many `userN` accounts exist: the eight built-in ones by default; a network started
+/// with `--accounts N` has `user9` … `userN` too (for hundreds of interfaces), each
+/// "User N" with 10.00 EUR of credit.
+static ACCOUNT_COUNT: AtomicUsize = AtomicUsize::new(BUILT_IN_COUNT);
+const BUILT_IN_COUNT: usize = 8;
+/// The most accounts a network may have.
+pub const MAX_ACCOUNTS: usize = 100_000;
+
+/// Sets the number of `userN` accounts (at least the built-in eight, at most
+/// [`MAX_ACCOUNTS`]); returns the number in effect.
+pub fn set_account_count(count: usize) -> usize {
+    let count = count.clamp(BUILT_IN_COUNT, MAX_ACCOUNTS);
+    ACCOUNT_COUNT.store(count, Ordering::Relaxed);
+    count
+}
+
+pub fn account_count() -> usize {
+    ACCOUNT_COUNT.load(Ordering::Relaxed)
+}
+
+const fn built_in(
+    handle: &'static str,
+    display_name: &'static str,
+    balance: i64,
+    currency: &'static str,
+) -> Account {
     Account {
-        handle: "user1",
-        display_name: "User One",
-        balance: 1000,
-        currency: "EUR",
-    },
-    Account {
-        handle: "user2",
-        display_name: "User Two",
-        balance: 2550,
-        currency: "EUR",
-    },
-    Account {
-        handle: "user3",
-        display_name: "User Three",
-        balance: 500,
-        currency: "USD",
-    },
-    Account {
-        handle: "user4",
-        display_name: "User Four",
-        balance: 1234,
-        currency: "GBP",
-    },
-    Account {
-        handle: "user5",
-        display_name: "User Five",
-        balance: 99,
-        currency: "EUR",
-    },
-    Account {
-        handle: "user6",
-        display_name: "User Six",
-        balance: 10000,
-        currency: "USD",
-    },
-    Account {
-        handle: "user7",
-        display_name: "User Seven",
-        balance: 700,
-        currency: "JPY",
-    },
-    Account {
-        handle: "user8",
-        display_name: "User Eight",
-        balance: 0,
-        currency: "EUR",
-    },
+        handle: Cow::Borrowed(handle),
+        display_name: Cow::Borrowed(display_name),
+        balance,
+        currency,
+    }
+}
+
+const BUILT_IN: [Account; BUILT_IN_COUNT] = [
+    built_in("user1", "User One", 1000, "EUR"),
+    built_in("user2", "User Two", 2550, "EUR"),
+    built_in("user3", "User Three", 500, "USD"),
+    built_in("user4", "User Four", 1234, "GBP"),
+    built_in("user5", "User Five", 99, "EUR"),
+    built_in("user6", "User Six", 10000, "USD"),
+    built_in("user7", "User Seven", 700, "JPY"),
+    built_in("user8", "User Eight", 0, "EUR"),
 ];
 
 const REMOTES: [(&str, &str); 5] = [
@@ -109,14 +106,33 @@ const BOTS: [(&str, &str, Bot); 6] = [
     ("failbot", "Fail Bot", Bot::Fail),
 ];
 
-pub fn account(handle: &str) -> Option<&'static Account> {
-    ACCOUNTS
-        .iter()
-        .find(|a| a.handle.eq_ignore_ascii_case(handle))
+pub fn account(handle: &str) -> Option<Account> {
+    // `get` refuses a cut inside a character, so the slice after it is safe.
+    let digits = handle
+        .get(..4)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("user"))
+        .map(|_| &handle[4..])?;
+    if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: usize = digits.parse().ok()?;
+    if number == 0 || number > account_count() {
+        return None;
+    }
+    Some(match BUILT_IN.get(number - 1) {
+        Some(account) => account.clone(),
+        None => Account {
+            handle: Cow::Owned(format!("user{number}")),
+            display_name: Cow::Owned(format!("User {number}")),
+            balance: 1000,
+            currency: "EUR",
+        },
+    })
 }
 
-pub fn accounts() -> &'static [Account] {
-    &ACCOUNTS
+/// Every account, `user1` first.
+pub fn accounts() -> impl Iterator<Item = Account> {
+    (1..=account_count()).filter_map(|n| account(&format!("user{n}")))
 }
 
 /// A SkypeOut number: `+` then 3 to 15 digits.
@@ -153,7 +169,7 @@ pub fn canonical(name: &str) -> Option<String> {
 /// Display name shown as `PARTNER_DISPNAME` / `FROM_DISPNAME`; numbers show as themselves.
 pub fn display_name(handle: &str) -> String {
     if let Some(a) = account(handle) {
-        return a.display_name.to_string();
+        return a.display_name.into_owned();
     }
     if let Some((_, d)) = REMOTES.iter().find(|(h, _)| h.eq_ignore_ascii_case(handle)) {
         return (*d).to_string();
@@ -182,8 +198,27 @@ mod tests {
     }
 
     #[test]
+    fn more_accounts_can_be_made_and_are_named_plainly() {
+        // The count is process-wide; this test only reads numbers past any other's.
+        assert_eq!(account("user0"), None);
+        assert_eq!(account("user01"), None);
+        assert_eq!(account("user+1"), None);
+        let before = account_count();
+        set_account_count(300);
+        let a = account("USER250").expect("user250 exists");
+        assert_eq!(
+            (a.handle.as_ref(), a.display_name.as_ref()),
+            ("user250", "User 250")
+        );
+        assert_eq!(account("user301"), None);
+        assert_eq!(accounts().count(), 300);
+        assert_eq!(account("user3").map(|a| a.balance), Some(500));
+        set_account_count(before);
+    }
+
+    #[test]
     fn only_user8_has_no_credit() {
-        for a in accounts() {
+        for a in BUILT_IN {
             assert_eq!(a.balance == 0, a.handle == "user8");
         }
         assert!(display_name("bob").contains(' '));

@@ -63,6 +63,9 @@ struct NetworkArgs {
     /// A connection that has not sent a whole login or ctl frame by then is closed.
     #[arg(long, default_value_t = 10_000)]
     first_frame_timeout_ms: u64,
+    /// Accounts user1 … userN (the first eight built in; the others "User N", 10.00 EUR).
+    #[arg(long, default_value_t = 8)]
+    accounts: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -316,6 +319,8 @@ fn stop_on_signal() -> CancellationToken {
 
 async fn run_network(a: NetworkArgs) -> anyhow::Result<()> {
     init_logging("info");
+    let accounts = skypopen::sim::accounts::set_account_count(a.accounts);
+    tracing::info!(accounts, "accounts user1 … user{accounts}");
     let config = NetworkConfig {
         listen: a.listen,
         routing_delay: Duration::from_millis(a.routing_ms),
@@ -336,8 +341,10 @@ async fn run_network(a: NetworkArgs) -> anyhow::Result<()> {
 
 async fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     init_logging("info");
+    // The network knows how many accounts it has; here only the shape of the name is checked.
+    skypopen::sim::accounts::set_account_count(skypopen::sim::accounts::MAX_ACCOUNTS);
     if skypopen::sim::accounts::account(&a.user).is_none() {
-        bail!("no account named {:?} (user1..user8)", a.user);
+        bail!("no account named {:?} (user1, user2, …)", a.user);
     }
     let mut config = ClientConfig::new(&a.user, a.network);
     config.protocol_max = a.protocol_max;

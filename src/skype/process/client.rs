@@ -31,16 +31,30 @@ pub fn sim_binary(clients: &ClientsSettings) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("skype-sim"))
 }
 
-/// `skype-sim network --listen <network_listen>`.
-pub fn network_spec(clients: &ClientsSettings) -> Spec {
+/// `skype-sim network --listen <network_listen> --accounts <n>`.
+pub fn network_spec(clients: &ClientsSettings, accounts: usize) -> Spec {
     Spec::new(
         sim_binary(clients),
         vec![
             "network".into(),
             "--listen".into(),
             clients.network_listen.to_string(),
+            "--accounts".into(),
+            accounts.to_string(),
         ],
     )
+}
+
+/// Enough emulated `userN` accounts for every interface: the highest N configured, and never
+/// fewer than the emulator's eight.
+pub fn sim_accounts_needed(interfaces: &[InterfaceConfig]) -> usize {
+    interfaces
+        .iter()
+        .filter_map(|iface| {
+            let digits = iface.skype_user.strip_prefix("user")?;
+            digits.parse::<usize>().ok()
+        })
+        .fold(8, usize::max)
 }
 
 pub fn dbpath(clients: &ClientsSettings, iface: &InterfaceConfig) -> Option<PathBuf> {

@@ -113,7 +113,8 @@ impl Supervisor {
             return handle;
         }
         if clients.kind == ClientKind::Sim && clients.embedded_network() {
-            let slot = handle.spawn(runner::Job::Network, None);
+            let accounts = client::sim_accounts_needed(&settings.interfaces);
+            let slot = handle.spawn(runner::Job::Network { accounts }, None);
             *lock(&handle.inner.network) = Some(slot);
         }
         for iface in &settings.interfaces {

@@ -25,7 +25,10 @@ const XSERVER_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(super) enum Job {
     Interface(InterfaceConfig),
-    Network,
+    /// The embedded emulated network, with `userN` accounts up to this many.
+    Network {
+        accounts: usize,
+    },
 }
 
 pub(super) struct Runner {
@@ -72,7 +75,7 @@ impl Runner {
     fn subject(&self) -> Subject {
         match &self.job {
             Job::Interface(iface) => Subject::Interface(iface.name.clone()),
-            Job::Network => Subject::Network,
+            Job::Network { .. } => Subject::Network,
         }
     }
 
@@ -83,7 +86,7 @@ impl Runner {
                 interface = %iface.name,
                 display = %iface.x11_display
             ),
-            Job::Network => tracing::info_span!("network"),
+            Job::Network { .. } => tracing::info_span!("network"),
         };
         self.supervise().instrument(span).await
     }
@@ -152,7 +155,7 @@ impl Runner {
             Job::Interface(iface) => {
                 client::client_spec(&self.clients, iface).map_err(|e| e.to_string())
             }
-            Job::Network => Ok(client::network_spec(&self.clients)),
+            Job::Network { accounts } => Ok(client::network_spec(&self.clients, *accounts)),
         }
     }
 
@@ -174,9 +177,10 @@ impl Runner {
                 *xserver = None;
             }
             if xserver.is_none() {
+                let xvfb_args = self.clients.xvfb_args();
                 let started = tokio::select! {
                     _ = self.cancel.cancelled() => return Outcome::Cancelled,
-                    r = xserver::ensure(&display, &self.clients.xvfb, &self.clients.xvfb_args, XSERVER_TIMEOUT) => r,
+                    r = xserver::ensure(&display, &self.clients.xvfb, &xvfb_args, XSERVER_TIMEOUT) => r,
                 };
                 match started {
                     Ok(server) => {
@@ -316,7 +320,7 @@ impl Runner {
                 xserver::skype_instance_async(&iface.x11_display).await,
                 Instance::Present(_)
             ),
-            Job::Network => tokio::net::TcpStream::connect(self.clients.network_listen)
+            Job::Network { .. } => tokio::net::TcpStream::connect(self.clients.network_listen)
                 .await
                 .is_ok(),
         }

@@ -284,7 +284,6 @@ impl Network {
 
     pub fn ctl_balance(&self, user: Option<&str>) -> Result<Value, String> {
         let list: Vec<Value> = accounts::accounts()
-            .iter()
             .filter(|a| user.is_none_or(|u| a.handle.eq_ignore_ascii_case(u)))
             .map(|a| json!({"user": a.handle, "balance": a.balance, "currency": a.currency}))
             .collect();

@@ -189,17 +189,20 @@ impl Network {
         w.send(
             id,
             &Down::Welcome {
-                user: account.handle.into(),
-                display_name: account.display_name.into(),
+                user: account.handle.to_string(),
+                display_name: account.display_name.to_string(),
                 balance: account.balance,
                 currency: account.currency.into(),
             },
         );
-        let pending = w.pending_auth.remove(account.handle).unwrap_or_default();
+        let pending = w
+            .pending_auth
+            .remove(account.handle.as_ref())
+            .unwrap_or_default();
         for (from, text) in pending {
             w.send(id, &Down::AuthRequest { from, text });
         }
-        info!(session = id, user = account.handle, "client logged in");
+        info!(session = id, user = %account.handle, "client logged in");
         Ok(id)
     }
 
