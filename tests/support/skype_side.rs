@@ -22,6 +22,8 @@ pub const TONE_DBFS: f64 = -10.0;
 /// One interface of the stack.
 #[derive(Clone, Debug)]
 pub struct IfaceSpec {
+    /// The `id`; its position (1, 2, ...) when `None`.
+    pub id: Option<u32>,
     pub name: String,
     pub user: String,
     /// Extra `skype-sim client` flags.
@@ -33,6 +35,7 @@ pub struct IfaceSpec {
 impl IfaceSpec {
     pub fn new(name: &str, user: &str) -> IfaceSpec {
         IfaceSpec {
+            id: None,
             name: name.into(),
             user: user.into(),
             client_args: Vec::new(),
@@ -186,7 +189,7 @@ impl SkypeSide {
         for (i, iface) in self.spec.interfaces.iter().enumerate() {
             text.push_str(&format!(
                 "\n[[interface]]\nid = {}\nname = \"{}\"\nx11_display = \"{}\"\nskype_user = \"{}\"\n{}",
-                i + 1,
+                iface.id.unwrap_or(i as u32 + 1),
                 iface.name,
                 self.displays[i].display,
                 iface.user,
