@@ -133,7 +133,17 @@ fn the_shipped_configuration_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.ends_with(": OK, 2 interface(s)\n"), "{stdout}");
+    assert!(stdout.contains(": OK, 2 interface(s)\n"), "{stdout}");
+    // The real limits follow.
+    assert!(
+        stdout.contains("  interfaces: 2 (one sidecar serves at most 4095)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  calls at once: at most 2 (one call per interface)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("open files: "), "{stdout}");
 }
 
 #[test]

@@ -205,6 +205,10 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
                 path.display(),
                 settings.interfaces.len()
             );
+            let capacity = skypopen::config::capacity::Capacity::of(&settings);
+            for line in capacity.describe(open_files_limit()) {
+                println!("  {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ConfigError::Invalid { path, problems }) => {
@@ -219,6 +223,17 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The soft limit on open files this process (and so a sidecar started the same way) has.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    ok.then_some(limit.rlim_cur)
 }
 
 fn migrate_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {

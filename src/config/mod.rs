@@ -5,6 +5,7 @@
 //! Loading checks the merged tree key by key ([`schema`]) so that `skypopen check` can list
 //! every problem at once, each with its file line or environment variable ([`locate`]).
 
+pub mod capacity;
 mod defaults;
 pub mod legacy;
 pub mod locate;
