@@ -24,6 +24,16 @@ async fn seventy_interfaces_with_ids_past_63_log_in_carry_a_call_and_are_removed
         "{COUNT} interfaces IDLE {:.1} s after the start",
         started.elapsed().as_secs_f64()
     );
+    // The X11 links share the runtime: no thread per display.
+    let pid = stack.sidecar_pid();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!("sidecar threads with {COUNT} interfaces: {threads}");
+    assert!(
+        threads > 0 && threads < 32,
+        "{threads} threads for {COUNT} links"
+    );
 
     let rows = stack.interfaces().await;
     assert_eq!(rows.len(), COUNT, "{rows:?}");

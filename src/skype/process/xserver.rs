@@ -61,12 +61,17 @@ pub fn answers(display: &str) -> bool {
     x11rb::connect(Some(display)).is_ok()
 }
 
+/// Whether an X server accepts connections on `display`, on the runtime (no thread).
 pub async fn answers_async(display: &str) -> bool {
-    let display = display.to_string();
-    tokio::task::spawn_blocking(move || answers(&display))
-        .await
-        .unwrap_or(false)
+    let connect = x11rb_async::rust_connection::RustConnection::connect(Some(display));
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, connect).await,
+        Ok(Ok(_))
+    )
 }
+
+/// A local X server answers a probe in milliseconds; a stopped one never does.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reuses a server that answers on `display`, else starts `program :N args...` and waits
 /// (up to `timeout`) until it accepts connections.
@@ -148,11 +153,48 @@ pub fn skype_instance(display: &str) -> Instance {
     probe().unwrap_or(Instance::NoServer)
 }
 
+/// [`skype_instance`] on the runtime (no thread).
 pub async fn skype_instance_async(display: &str) -> Instance {
-    let display = display.to_string();
-    tokio::task::spawn_blocking(move || skype_instance(&display))
-        .await
-        .unwrap_or(Instance::NoServer)
+    use x11rb_async::connection::Connection as _;
+    use x11rb_async::protocol::xproto::{AtomEnum, ConnectionExt as _};
+    use x11rb_async::rust_connection::RustConnection;
+    let connect = RustConnection::connect(Some(display));
+    let Ok(Ok((conn, screen, drive))) = tokio::time::timeout(PROBE_TIMEOUT, connect).await else {
+        return Instance::NoServer;
+    };
+    let driver = tokio::spawn(drive);
+    let probe = async {
+        let root = conn.setup().roots.get(screen).ok_or("no such screen")?.root;
+        let atom = conn
+            .intern_atom(true, b"_SKYPE_INSTANCE")
+            .await?
+            .reply()
+            .await?
+            .atom;
+        if atom == 0 {
+            return Ok(Instance::Absent);
+        }
+        let reply = conn
+            .get_property(false, root, atom, AtomEnum::ANY, 0, 1)
+            .await?
+            .reply()
+            .await?;
+        let window = match reply.value32().and_then(|mut v| v.next()) {
+            Some(window) if reply.format == 32 && reply.value_len == 1 => window,
+            _ => return Ok(Instance::Absent),
+        };
+        let attributes = conn.get_window_attributes(window).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(match attributes.reply().await {
+            Ok(_) => Instance::Present(window),
+            Err(_) => Instance::Absent,
+        })
+    };
+    let instance = tokio::time::timeout(PROBE_TIMEOUT, probe).await;
+    driver.abort();
+    match instance {
+        Ok(Ok(instance)) => instance,
+        _ => Instance::NoServer,
+    }
 }
 
 #[cfg(test)]

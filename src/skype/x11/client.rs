@@ -1,6 +1,7 @@
 //! Client role, for the emulator: advertise an API window through `_SKYPE_INSTANCE` and talk
 //! to every controller that writes to it, each identified by its own window.
 
+use super::connection::RustConnection;
 use super::connection::{
     create_message_window, send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY,
 };
@@ -14,9 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, field, info, info_span, warn, Instrument};
-use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, PropMode, Window};
-use x11rb::rust_connection::RustConnection;
-use x11rb::wrapper::ConnectionExt as _;
+use x11rb_async::protocol::xproto::{AtomEnum, ConnectionExt as _, PropMode, Window};
 
 /// Messages waiting for the emulator; past this the endpoint stops reading X events but keeps
 /// sending replies.
@@ -51,7 +50,7 @@ pub async fn spawn_client_endpoint(
     );
     let (x, input) = XConnection::open(display, &span).await?;
     let (root, black) = (x.root, x.black_pixel);
-    let (window, instance_atom) = x.call(move |c| setup_client(c, root, black)).await??;
+    let (window, instance_atom) = x.timed(setup_client(x.conn(), root, black)).await??;
     span.record("window", field::display(format_args!("{window:#x}")));
     span.in_scope(|| info!("Skype client window advertised"));
 
@@ -107,7 +106,7 @@ impl ClientEndpoint {
     pub async fn withdraw(&self) -> Result<(), X11Error> {
         let (root, atom, window) = (self.x.root, self.instance_atom, self.window);
         self.x
-            .call(move |c| withdraw(c, root, atom, window))
+            .timed(withdraw(self.x.conn(), root, atom, window))
             .await?
     }
 
@@ -115,7 +114,7 @@ impl ClientEndpoint {
     pub async fn advertise(&self) -> Result<(), X11Error> {
         let (root, atom, window) = (self.x.root, self.instance_atom, self.window);
         self.x
-            .call(move |c| advertise(c, root, atom, window))
+            .timed(advertise(self.x.conn(), root, atom, window))
             .await?
     }
 
@@ -198,7 +197,11 @@ impl Endpoint {
         };
         if connection_alive && !self.stale_on_exit.load(Ordering::Relaxed) {
             let (root, atom, window) = (self.x.root, self.instance_atom, self.window);
-            match self.x.call(move |c| withdraw(c, root, atom, window)).await {
+            match self
+                .x
+                .timed(withdraw(self.x.conn(), root, atom, window))
+                .await
+            {
                 Ok(Ok(())) => info!("Skype client window withdrawn"),
                 Ok(Err(e)) | Err(e) => warn!(error = %e, "cannot delete _SKYPE_INSTANCE"),
             }
@@ -219,12 +222,17 @@ impl Endpoint {
         let (atoms, from) = (self.x.atoms, self.window);
         let sent = self
             .x
-            .call(move |c| {
-                send_message(c, atoms, peer, from, &text, faults.drop_begin).map(|()| text)
-            })
+            .timed(send_message(
+                self.x.conn(),
+                atoms,
+                peer,
+                from,
+                &text,
+                faults.drop_begin,
+            ))
             .await;
         match sent {
-            Ok(Ok(text)) => {
+            Ok(Ok(())) => {
                 debug!(peer = format_args!("{peer:#x}"), %text, drop_begin = faults.drop_begin, "-> controller");
                 true
             }
@@ -253,47 +261,63 @@ impl Endpoint {
     }
 }
 
-fn setup_client(
+async fn setup_client(
     conn: &RustConnection,
     root: Window,
     black_pixel: u32,
 ) -> Result<(Window, u32), X11Error> {
-    let window = create_message_window(conn, root, black_pixel)?;
+    let window = create_message_window(conn, root, black_pixel).await?;
     let atom = conn
-        .intern_atom(false, INSTANCE_PROPERTY.as_bytes())?
-        .reply()?
+        .intern_atom(false, INSTANCE_PROPERTY.as_bytes())
+        .await?
+        .reply()
+        .await?
         .atom;
-    advertise(conn, root, atom, window)?;
+    advertise(conn, root, atom, window).await?;
     Ok((window, atom))
 }
 
-fn advertise(
+async fn advertise(
     conn: &RustConnection,
     root: Window,
     atom: u32,
     window: Window,
 ) -> Result<(), X11Error> {
-    conn.change_property32(PropMode::REPLACE, root, atom, AtomEnum::WINDOW, &[window])?
-        .check()?;
+    // One 32-bit item in the connection's (native) byte order, as x11rb's wrapper writes it.
+    let data = window.to_ne_bytes();
+    conn.change_property(
+        PropMode::REPLACE,
+        root,
+        atom,
+        AtomEnum::WINDOW,
+        32,
+        1,
+        &data,
+    )
+    .await?
+    .check()
+    .await?;
     Ok(())
 }
 
-fn withdraw(
+async fn withdraw(
     conn: &RustConnection,
     root: Window,
     atom: u32,
     window: Window,
 ) -> Result<(), X11Error> {
     let current = conn
-        .get_property(false, root, atom, AtomEnum::WINDOW, 0, 1)?
-        .reply()?;
+        .get_property(false, root, atom, AtomEnum::WINDOW, 0, 1)
+        .await?
+        .reply()
+        .await?;
     let ours = current.format == 32
         && current
             .value32()
             .and_then(|mut values| values.next())
             .is_some_and(|w| w == window);
     if ours {
-        conn.delete_property(root, atom)?.check()?;
+        conn.delete_property(root, atom).await?.check().await?;
     }
     Ok(())
 }

@@ -1,27 +1,26 @@
-//! One X display connection, bridged to tokio.
-//!
-//! x11rb's connection is blocking, so it never runs on a runtime thread: a reader thread waits
-//! for events and forwards the few kinds the transport cares about over a bounded channel, and
-//! a worker thread runs requests (sends, property reads) handed to it as jobs. Both threads
-//! stop when the connection's socket is shut down, which [`XConnection`] does when closed or
-//! dropped; nothing outlives the connection.
+//! One X display connection on the async runtime (x11rb's async companion): a task drives the
+//! connection's packet reader, another forwards the few kinds of event the transport cares
+//! about over a bounded channel, and requests are plain `async` calls bounded by a timeout.
+//! No thread per link: 250 displays cost 500 small tasks. Both tasks end with the
+//! connection, which [`XConnection`] does when shut down or dropped.
 
 use super::X11Error;
 use crate::skype::wire::{self, ChunkKind, CHUNK_LEN};
-use std::os::fd::AsRawFd;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, trace, Span};
-use x11rb::connection::Connection;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tracing::{debug, trace, Instrument, Span};
 use x11rb::errors::ReplyError;
-use x11rb::protocol::xproto::{
+use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT};
+use x11rb_async::connection::Connection as _;
+use x11rb_async::protocol::xproto::{
     ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, Property, Window,
     WindowClass,
 };
-use x11rb::protocol::{ErrorKind, Event};
-use x11rb::rust_connection::RustConnection;
-use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT};
+use x11rb_async::protocol::{ErrorKind, Event};
+pub(super) use x11rb_async::rust_connection::RustConnection;
 
 /// Longest a request may take. A healthy local server answers in microseconds; one that does
 /// not answer for this long (stopped, or grabbed by another client) is treated as lost.
@@ -41,7 +40,7 @@ pub(super) struct MessageAtoms {
     pub message: u32,
 }
 
-/// What the reader thread passes on.
+/// What the reader task passes on.
 #[derive(Debug)]
 pub(super) enum XInput {
     Chunk {
@@ -60,95 +59,102 @@ pub(super) enum XInput {
     Lost(String),
 }
 
-type Job = Box<dyn FnOnce(&RustConnection) + Send>;
-
 pub(super) struct XConnection {
     conn: Arc<RustConnection>,
     pub root: Window,
     pub black_pixel: u32,
     pub atoms: MessageAtoms,
-    jobs: mpsc::Sender<Job>,
+    driver: AbortHandle,
+    reader: AbortHandle,
 }
 
 impl XConnection {
-    /// Connects to `display`, interns the message atoms and starts the reader and worker
-    /// threads. The returned receiver yields what the reader sees.
+    /// Connects to `display`, interns the message atoms and starts the driver and reader
+    /// tasks. The returned receiver yields what the reader sees.
     pub async fn open(
         display: &str,
         span: &Span,
     ) -> Result<(XConnection, mpsc::Receiver<XInput>), X11Error> {
-        let name = display.to_owned();
-        let (conn, root, black_pixel, atoms) =
-            tokio::task::spawn_blocking(move || connect_blocking(&name))
-                .await
-                .map_err(|_| X11Error::WorkerGone)??;
-        let conn = Arc::new(conn);
-
-        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
-        let reader_conn = Arc::clone(&conn);
-        let reader_span = span.clone();
-        std::thread::Builder::new()
-            .name("x11-reader".into())
-            .spawn(move || {
-                let _entered = reader_span.enter();
-                read_events(&reader_conn, atoms, root, &input_tx);
-            })
-            .map_err(X11Error::Thread)?;
-
-        let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(4);
-        let worker_conn = Arc::clone(&conn);
-        let worker_span = span.clone();
-        let worker = std::thread::Builder::new()
-            .name("x11-requests".into())
-            .spawn(move || {
-                let _entered = worker_span.enter();
-                while let Some(job) = jobs_rx.blocking_recv() {
-                    job(&worker_conn);
-                }
-            });
-        let x = XConnection {
-            conn,
-            root,
-            black_pixel,
-            atoms,
-            jobs: jobs_tx,
-        };
-        // If the worker could not start, dropping `x` shuts the socket and stops the reader.
-        worker.map_err(X11Error::Thread)?;
-        Ok((x, input_rx))
-    }
-
-    /// Runs `job` on the worker thread and waits for its result, at most [`REQUEST_TIMEOUT`].
-    /// After a timeout the connection is unusable: drop it.
-    pub async fn call<T, F>(&self, job: F) -> Result<T, X11Error>
-    where
-        F: FnOnce(&RustConnection) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let request = async {
-            self.jobs
-                .send(Box::new(move |conn: &RustConnection| {
-                    let _ = reply_tx.send(job(conn));
-                }))
-                .await
-                .map_err(|_| X11Error::WorkerGone)?;
-            reply_rx.await.map_err(|_| X11Error::WorkerGone)
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, request)
+        let connect = RustConnection::connect(Some(display));
+        let (conn, screen_num, drive) = tokio::time::timeout(REQUEST_TIMEOUT, connect)
             .await
             .map_err(|_| X11Error::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|source| X11Error::Connect {
+                display: display.to_owned(),
+                source,
+            })?;
+        let driver = tokio::spawn(
+            async move {
+                // Only ever ends in an error: the server went away, or the socket was shut.
+                let Err(e) = drive.await;
+                debug!(error = %e, "X connection reader ended");
+            }
+            .instrument(span.clone()),
+        )
+        .abort_handle();
+        let conn = Arc::new(conn);
+        let setup = async {
+            let screen = conn
+                .setup()
+                .roots
+                .get(screen_num)
+                .ok_or(X11Error::NoScreen { screen: screen_num })?;
+            let (root, black_pixel) = (screen.root, screen.black_pixel);
+            let begin = conn.intern_atom(false, BEGIN_ATOM.as_bytes()).await?;
+            let message = conn.intern_atom(false, MESSAGE_ATOM.as_bytes()).await?;
+            let atoms = MessageAtoms {
+                begin: begin.reply().await?.atom,
+                message: message.reply().await?.atom,
+            };
+            Ok::<_, X11Error>((root, black_pixel, atoms))
+        };
+        let (root, black_pixel, atoms) = match timed(setup).await {
+            Ok(Ok(setup)) => setup,
+            Ok(Err(e)) | Err(e) => {
+                driver.abort();
+                return Err(e);
+            }
+        };
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let reader = tokio::spawn(
+            read_events(Arc::clone(&conn), atoms, root, input_tx).instrument(span.clone()),
+        )
+        .abort_handle();
+        Ok((
+            XConnection {
+                conn,
+                root,
+                black_pixel,
+                atoms,
+                driver,
+                reader,
+            },
+            input_rx,
+        ))
     }
 
-    /// Ends the connection: both threads see their next (or current) read fail and exit.
-    pub fn shutdown(&self) {
-        let fd = self.conn.stream().as_raw_fd();
-        // SAFETY: `fd` belongs to the connection we hold an `Arc` to, so it is open. shutdown(2)
-        // only changes the socket's state; it touches no memory of ours.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
-        }
+    pub fn conn(&self) -> &RustConnection {
+        &self.conn
     }
+
+    /// Runs `request`, at most [`REQUEST_TIMEOUT`]. After a timeout the connection is
+    /// unusable: drop it.
+    pub async fn timed<T>(&self, request: impl Future<Output = T>) -> Result<T, X11Error> {
+        timed(request).await
+    }
+
+    /// Ends the connection: the driver and the reader stop, and the socket closes once the
+    /// last request in flight lets go of it.
+    pub fn shutdown(&self) {
+        self.reader.abort();
+        self.driver.abort();
+    }
+}
+
+async fn timed<T>(request: impl Future<Output = T>) -> Result<T, X11Error> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .map_err(|_| X11Error::Timeout(REQUEST_TIMEOUT))
 }
 
 impl std::fmt::Debug for XConnection {
@@ -166,39 +172,17 @@ impl Drop for XConnection {
     }
 }
 
-fn connect_blocking(
-    display: &str,
-) -> Result<(RustConnection, Window, u32, MessageAtoms), X11Error> {
-    let (conn, screen_num) = x11rb::connect(Some(display)).map_err(|source| X11Error::Connect {
-        display: display.to_owned(),
-        source,
-    })?;
-    let screen = conn
-        .setup()
-        .roots
-        .get(screen_num)
-        .ok_or(X11Error::NoScreen { screen: screen_num })?;
-    let (root, black_pixel) = (screen.root, screen.black_pixel);
-    let begin = conn.intern_atom(false, BEGIN_ATOM.as_bytes())?;
-    let message = conn.intern_atom(false, MESSAGE_ATOM.as_bytes())?;
-    let atoms = MessageAtoms {
-        begin: begin.reply()?.atom,
-        message: message.reply()?.atom,
-    };
-    Ok((conn, root, black_pixel, atoms))
-}
-
-fn read_events(
-    conn: &RustConnection,
+async fn read_events(
+    conn: Arc<RustConnection>,
     atoms: MessageAtoms,
     root: Window,
-    input: &mpsc::Sender<XInput>,
+    input: mpsc::Sender<XInput>,
 ) {
     loop {
-        let event = match conn.wait_for_event() {
+        let event = match conn.wait_for_event().await {
             Ok(event) => event,
             Err(e) => {
-                let _ = input.blocking_send(XInput::Lost(e.to_string()));
+                let _ = input.send(XInput::Lost(e.to_string())).await;
                 return;
             }
         };
@@ -238,7 +222,7 @@ fn read_events(
             }
             _ => continue,
         };
-        if input.blocking_send(forwarded).is_err() {
+        if input.send(forwarded).await.is_err() {
             return;
         }
     }
@@ -246,12 +230,12 @@ fn read_events(
 
 /// The 1x1 window each side of the API talks through. Never mapped and selecting nothing:
 /// ClientMessages sent to it still reach its creator.
-pub(super) fn create_message_window(
+pub(super) async fn create_message_window(
     conn: &RustConnection,
     root: Window,
     black_pixel: u32,
 ) -> Result<Window, X11Error> {
-    let window = conn.generate_id()?;
+    let window = conn.generate_id().await?;
     conn.create_window(
         COPY_DEPTH_FROM_PARENT,
         window,
@@ -264,8 +248,10 @@ pub(super) fn create_message_window(
         WindowClass::INPUT_OUTPUT,
         COPY_FROM_PARENT,
         &CreateWindowAux::new().background_pixel(black_pixel),
-    )?
-    .check()?;
+    )
+    .await?
+    .check()
+    .await?;
     Ok(window)
 }
 
@@ -285,7 +271,7 @@ pub(super) enum SendError {
 /// Sends one message as its chunks, destination `to`, `window` field `from`, then checks every
 /// chunk with one round trip, so a vanished destination is known before the next message.
 /// `skip_begin` leaves out the first chunk (a fault the emulator can inject).
-pub(super) fn send_message(
+pub(super) async fn send_message(
     conn: &RustConnection,
     atoms: MessageAtoms,
     to: Window,
@@ -302,12 +288,15 @@ pub(super) fn send_message(
             ChunkKind::Continuation => atoms.message,
         };
         let event = ClientMessageEvent::new(8, from, atom, chunk.data);
-        cookies.push(conn.send_event(false, to, EventMask::NO_EVENT, event)?);
+        cookies.push(
+            conn.send_event(false, to, EventMask::NO_EVENT, event)
+                .await?,
+        );
     }
     let mut result = Ok(());
     for cookie in cookies {
         if result.is_ok() {
-            result = cookie.check().map_err(|e| match e {
+            result = cookie.check().await.map_err(|e| match e {
                 ReplyError::X11Error(e) if e.error_kind == ErrorKind::Window => {
                     SendError::WindowGone(to)
                 }

@@ -1,6 +1,7 @@
 //! Controller role: one task per interface that keeps a link to whatever Skype client the
 //! display advertises, across client restarts and X server restarts, until cancelled.
 
+use super::connection::RustConnection;
 use super::connection::{
     create_message_window, send_message, SendError, XConnection, XInput, INSTANCE_PROPERTY,
 };
@@ -13,12 +14,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 use x11rb::errors::ReplyError;
-use x11rb::protocol::xproto::{
+use x11rb::NONE;
+use x11rb_async::protocol::xproto::{
     AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Window,
 };
-use x11rb::protocol::ErrorKind;
-use x11rb::rust_connection::RustConnection;
-use x11rb::NONE;
+use x11rb_async::protocol::ErrorKind;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -205,7 +205,7 @@ impl Controller {
 
     async fn serve(&mut self, x: XConnection, mut input: mpsc::Receiver<XInput>) -> Exit {
         let (root, black) = (x.root, x.black_pixel);
-        let setup = async { x.call(move |c| setup_controller(c, root, black)).await? };
+        let setup = async { x.timed(setup_controller(x.conn(), root, black)).await? };
         let (own_window, instance_atom) = match guarded(&self.cancel, setup).await {
             Ok(setup) => setup,
             Err(exit) => return exit,
@@ -292,7 +292,7 @@ impl Controller {
             XInput::RootProperty { atom, deleted } => {
                 if at.instance_atom.is_none() {
                     // The atom did not exist when we looked; a client may just have created it.
-                    let intern = async { at.x.call(intern_instance_atom).await? };
+                    let intern = async { at.x.timed(intern_instance_atom(at.x.conn())).await? };
                     at.instance_atom = guarded(&self.cancel, intern).await?;
                 }
                 if at.instance_atom == Some(atom) {
@@ -322,10 +322,10 @@ impl Controller {
         };
         let (atoms, from) = (at.x.atoms, at.own_window);
         let send =
-            at.x.call(move |c| send_message(c, atoms, client, from, &text, false).map(|()| text));
+            at.x.timed(send_message(at.x.conn(), atoms, client, from, &text, false));
         let sent = guarded(&self.cancel, send).await?;
         match sent {
-            Ok(text) => {
+            Ok(()) => {
                 debug!(%text, "-> skype");
                 Ok(())
             }
@@ -352,7 +352,7 @@ impl Controller {
         };
         let (root, own_window) = (at.x.root, at.own_window);
         let lookup = async {
-            at.x.call(move |c| find_client(c, root, atom, own_window))
+            at.x.timed(find_client(at.x.conn(), root, atom, own_window))
                 .await?
         };
         let lookup = guarded(&self.cancel, lookup).await?;
@@ -409,7 +409,7 @@ async fn guarded<T>(
     }
 }
 
-fn setup_controller(
+async fn setup_controller(
     conn: &RustConnection,
     root: Window,
     black_pixel: u32,
@@ -419,30 +419,36 @@ fn setup_controller(
     conn.change_window_attributes(
         root,
         &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
-    )?
-    .check()?;
-    let window = create_message_window(conn, root, black_pixel)?;
-    Ok((window, intern_instance_atom(conn)?))
+    )
+    .await?
+    .check()
+    .await?;
+    let window = create_message_window(conn, root, black_pixel).await?;
+    Ok((window, intern_instance_atom(conn).await?))
 }
 
 /// Only-if-exists, as the original: if no client ever created the atom, there is no client.
-fn intern_instance_atom(conn: &RustConnection) -> Result<Option<u32>, X11Error> {
+async fn intern_instance_atom(conn: &RustConnection) -> Result<Option<u32>, X11Error> {
     let atom = conn
-        .intern_atom(true, INSTANCE_PROPERTY.as_bytes())?
-        .reply()?
+        .intern_atom(true, INSTANCE_PROPERTY.as_bytes())
+        .await?
+        .reply()
+        .await?
         .atom;
     Ok((atom != NONE).then_some(atom))
 }
 
-fn find_client(
+async fn find_client(
     conn: &RustConnection,
     root: Window,
     instance: u32,
     own_window: Window,
 ) -> Result<Lookup, X11Error> {
     let reply = conn
-        .get_property(false, root, instance, AtomEnum::WINDOW, 0, 1)?
-        .reply()?;
+        .get_property(false, root, instance, AtomEnum::WINDOW, 0, 1)
+        .await?
+        .reply()
+        .await?;
     if reply.format != 32 || reply.value_len != 1 || reply.type_ != u32::from(AtomEnum::WINDOW) {
         return Ok(Lookup::Absent);
     }
@@ -456,11 +462,13 @@ fn find_client(
     }
     // Watching the window for its destruction doubles as the existence check: a stale id
     // fails with BadWindow, and a client that dies after this point sends us DestroyNotify.
-    let watch = conn.change_window_attributes(
-        window,
-        &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
-    )?;
-    match watch.check() {
+    let watch = conn
+        .change_window_attributes(
+            window,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+        )
+        .await?;
+    match watch.check().await {
         Ok(()) => Ok(Lookup::Present(window)),
         Err(ReplyError::X11Error(e)) if e.error_kind == ErrorKind::Window => {
             Ok(Lookup::Stale(window))

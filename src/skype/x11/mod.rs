@@ -40,10 +40,6 @@ pub enum X11Error {
     RequestOrId(#[from] x11rb::errors::ReplyOrIdError),
     #[error("the X server did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    #[error("the X connection's request thread has stopped")]
-    WorkerGone,
-    #[error("cannot start a thread for the X connection: {0}")]
-    Thread(#[source] std::io::Error),
 }
 
 /// Logs what the reassembly dropped or repaired, once per event, for the given peer window.
