@@ -130,26 +130,40 @@ struct OutCall {
     hang_at: Option<Instant>,
 }
 
-/// What the doubles saw, kept across their replacements.
+/// What the doubles saw: the replaced ones are kept whole (a stopped double may still record
+/// an event its connection was handling), read together with the current one.
 #[derive(Default)]
 struct Seen {
-    messages: Vec<Event>,
-    channels: HashMap<String, Channel>,
+    retired: Vec<FsDouble>,
 }
 
 impl Seen {
-    fn take(&mut self, fs: &FsDouble) {
-        let recorded = fs.recorded();
-        self.messages.extend(
-            recorded
-                .sent_events
-                .into_iter()
-                .filter(|e| header(e, "Event-Name") == Some("MESSAGE")),
-        );
-        for channel in fs.channels() {
-            self.channels.insert(channel.uuid.clone(), channel);
-        }
+    fn messages(&self, current: &FsDouble) -> Vec<Event> {
+        self.retired
+            .iter()
+            .chain(std::iter::once(current))
+            .flat_map(|fs| fs.recorded().sent_events)
+            .filter(|e| header(e, "Event-Name") == Some("MESSAGE"))
+            .collect()
     }
+
+    fn channels(&self, current: &FsDouble) -> HashMap<String, Channel> {
+        self.retired
+            .iter()
+            .chain(std::iter::once(current))
+            .flat_map(|fs| fs.channels())
+            .map(|c| (c.uuid.clone(), c))
+            .collect()
+    }
+}
+
+/// The faults within 10 s of `at`, with their offsets.
+fn faults_near(fault_log: &[(f64, Fault)], at: f64) -> Vec<String> {
+    fault_log
+        .iter()
+        .filter(|(t, _)| (t - at).abs() < 10.0)
+        .map(|(t, f)| format!("{:+.1} s: {}", t - at, f.label()))
+        .collect()
 }
 
 fn header<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
@@ -160,7 +174,7 @@ fn header<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn bring_double_back(stack: &mut Stack, addr: std::net::SocketAddr) {
+async fn bring_double_back(stack: &mut Stack, seen: &mut Seen, addr: std::net::SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let listener = loop {
         match tokio::net::TcpListener::bind(addr).await {
@@ -169,7 +183,8 @@ async fn bring_double_back(stack: &mut Stack, addr: std::net::SocketAddr) {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    stack.fs = FsDouble::start_on(listener, "ClueCon");
+    let old = std::mem::replace(&mut stack.fs, FsDouble::start_on(listener, "ClueCon"));
+    seen.retired.push(old);
     stack.fs.set_media_hook(stack.media_hook());
 }
 
@@ -231,6 +246,8 @@ async fn chaos_soak() {
 
     let mut seen = Seen::default();
     let mut chats_in: Vec<String> = Vec::new();
+    // When each went (seconds into the soak) and to whom.
+    let mut chat_meta: HashMap<String, (f64, String)> = HashMap::new();
     // (party, body, seconds into the soak), sent with the sidecar attached.
     let mut chats_out: Vec<(String, String, f64)> = Vec::new();
     let mut fault_log: Vec<(f64, Fault)> = Vec::new();
@@ -260,7 +277,7 @@ async fn chaos_soak() {
 
         // Bring back what a fault took away for a while.
         if switch_down_until.is_some_and(|t| now >= t) {
-            bring_double_back(&mut stack, esl_addr).await;
+            bring_double_back(&mut stack, &mut seen, esl_addr).await;
             switch_down_until = None;
         }
         if sidecar_down_until.is_some_and(|t| now >= t) {
@@ -278,6 +295,10 @@ async fn chaos_soak() {
                 .net
                 .actl(&["chat", "--from", party, "--to", user, "--text", &body])
                 .await;
+            chat_meta.insert(
+                body.clone(),
+                (started.elapsed().as_secs_f64(), user.clone()),
+            );
             chats_in.push(body);
         }
         // Chats from FreeSWITCH to Skype: `chat SKYPE|<user>|<party>|<text>`.
@@ -396,7 +417,6 @@ async fn chaos_soak() {
                 Fault::SwitchDrop => stack.fs.drop_inbound_connections(),
                 Fault::SwitchRefuse => {
                     stack.fs.stop();
-                    seen.take(&stack.fs);
                     outbound.clear();
                     switch_down_until = Some(now + Duration::from_secs(3));
                 }
@@ -422,7 +442,7 @@ async fn chaos_soak() {
 
     // Quiesce: bring everything back, stop placing traffic, let what waits arrive.
     if switch_down_until.is_some() {
-        bring_double_back(&mut stack, esl_addr).await;
+        bring_double_back(&mut stack, &mut seen, esl_addr).await;
     }
     if sidecar_down_until.is_some() {
         stack.spawn_sidecar();
@@ -437,17 +457,9 @@ async fn chaos_soak() {
     let mut quiet = false;
     while quiesce.elapsed() < Duration::from_secs(90) {
         let arrived: HashSet<String> = seen
-            .messages
-            .iter()
-            .chain(
-                stack
-                    .fs
-                    .recorded()
-                    .sent_events
-                    .iter()
-                    .filter(|e| header(e, "Event-Name") == Some("MESSAGE")),
-            )
-            .filter_map(|e| e.body.clone())
+            .messages(&stack.fs)
+            .into_iter()
+            .filter_map(|e| e.body)
             .collect();
         missing_in = wanted.difference(&arrived).count();
         if missing_in == 0 && recovered(&stack).await && stack.live_calls().await == 0 {
@@ -459,17 +471,39 @@ async fn chaos_soak() {
     if !quiet {
         let list = stack.try_api("sk list").await.unwrap_or_default();
         let calls = stack.try_api("sk calls").await.unwrap_or_default();
+        let arrived: HashSet<String> = seen
+            .messages(&stack.fs)
+            .into_iter()
+            .filter_map(|e| e.body)
+            .collect();
+        let missing: Vec<String> = chats_in
+            .iter()
+            .filter(|b| !arrived.contains(*b))
+            .map(|b| {
+                let (at, user) = &chat_meta[b];
+                format!(
+                    "{b:?} to {user} at {at:.1} s; faults: {:?}",
+                    faults_near(&fault_log, *at)
+                )
+            })
+            .collect();
+        let kept =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chaos-soak-sidecar.log");
+        let _ = std::fs::copy(stack.log_path(), &kept);
         panic!(
-            "not quiet 90 s after the traffic stopped ({missing_in} chats missing):\n{list}\n{calls}"
+            "not quiet 90 s after the traffic stopped ({missing_in} chats missing: {missing:#?}); \
+             the sidecar's log is kept in {}\n{list}\n{calls}",
+            kept.display()
         );
     }
     let last_pid = stack.sidecar_pid();
     let at_end = resources(last_pid);
-    seen.take(&stack.fs);
+    let messages = seen.messages(&stack.fs);
+    let channels = seen.channels(&stack.fs);
 
     // Skype → FreeSWITCH chats: by body and by idempotency key.
     let mut copies: HashMap<String, Vec<String>> = HashMap::new();
-    for e in &seen.messages {
+    for e in &messages {
         let body = e.body.clone().unwrap_or_default();
         let key = header(e, "skypopen_message_key").unwrap_or("").to_string();
         copies.entry(body).or_default().push(key);
@@ -517,7 +551,7 @@ async fn chaos_soak() {
 
     // Calls by hangup cause, as FreeSWITCH recorded them.
     let mut causes: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for channel in seen.channels.values() {
+    for channel in channels.values() {
         if caller_legs.contains(&channel.uuid) {
             continue; // the other half of a socket leg counted below
         }
@@ -565,11 +599,7 @@ async fn chaos_soak() {
          event system).\n"
     );
     for (party, body, at) in &lost_out_list {
-        let near = fault_log
-            .iter()
-            .filter(|(t, _)| (t - at).abs() < 10.0)
-            .map(|(t, f)| format!("{:+.1} s: {}", t - at, f.label()))
-            .collect::<Vec<_>>();
+        let near = faults_near(&fault_log, *at);
         let before = if near.is_empty() {
             "no fault within 10 s".to_string()
         } else {
