@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use support::fs_double::wire::Event;
 use support::fs_double::{Channel, FsDouble};
+use support::rng::Rng;
 use support::sim::SimClient;
 use support::skype_side::parse_list;
 use support::stack::{Media, Stack, StackSpec};
@@ -30,24 +31,6 @@ const OUTBOUND_AT_ONCE: usize = 4;
 /// A fault not recovered from by then fails the soak.
 const RECOVERY_BOUND: Duration = Duration::from_secs(60);
 const PARTIES: [&str; 3] = ["alice", "bob", "dave"];
-
-/// xorshift64*: deterministic faults for a given seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

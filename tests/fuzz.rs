@@ -6,32 +6,17 @@
 //! `tests/reports/fuzz.md`:
 //!   FUZZ_INPUTS=10000000 cargo test --release --test fuzz -- --ignored fuzz_campaign --nocapture
 
+#[path = "support/rng.rs"]
+#[allow(dead_code)]
+mod rng;
+
 use bytes::BytesMut;
+use rng::Rng;
 use skypopen::switch::esl::{CommandDecoder, Event, Limits, MessageDecoder};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
-
-/// xorshift64*: fast, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 /// Byte strings the parsers give a meaning to.
 const TOKENS: &[&[u8]] = &[

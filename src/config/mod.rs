@@ -7,6 +7,8 @@
 
 pub mod capacity;
 mod defaults;
+/// `Xvfb`'s arguments for an emulated client's display (tests start theirs the same way).
+pub use defaults::xvfb_args_sim as sim_xvfb_args;
 pub mod legacy;
 pub mod locate;
 mod schema;

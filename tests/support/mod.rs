@@ -8,6 +8,7 @@ pub mod fs_double;
 pub mod probe;
 pub mod real_fs;
 pub mod real_stack;
+pub mod rng;
 pub mod sidecar;
 pub mod sim;
 pub mod skype_side;

@@ -1,5 +1,5 @@
-//! Tests start their own X servers on free display numbers and stop them when dropped. The
-//! screens are as small as the emulated clients allow (64x64x8, no GLX: 3.6 MB each).
+//! Tests start their own X servers on free display numbers and stop them when dropped, with
+//! the arguments the sidecar gives an emulated client's server (64x64x8, no GLX: 3.6 MB).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,20 +19,10 @@ impl Xvfb {
     /// connections.
     pub fn start() -> Xvfb {
         let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                // Without it the server resets (wiping root properties) whenever its last
-                // client disconnects, e.g. between a probe connection and the test's own.
-                "-noreset",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "64x64x8",
-                "-extension",
-                "GLX",
-            ])
+            .args(["-displayfd", "1"])
+            // The sidecar's own arguments for emulated clients (-noreset among them: without
+            // it the server resets, wiping root properties, whenever its last client leaves).
+            .args(skypopen::config::sim_xvfb_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -65,16 +55,7 @@ impl Xvfb {
     fn try_start(number: u32) -> Option<Xvfb> {
         let child = Command::new("Xvfb")
             .arg(format!(":{number}"))
-            .args([
-                "-noreset",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "64x64x8",
-                "-extension",
-                "GLX",
-            ])
+            .args(skypopen::config::sim_xvfb_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
