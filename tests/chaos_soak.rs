@@ -470,8 +470,7 @@ async fn chaos_soak() {
                 )
             })
             .collect();
-        let kept =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chaos-soak-sidecar.log");
+        let kept = std::env::temp_dir().join("chaos-soak-sidecar.log");
         let _ = std::fs::copy(stack.log_path(), &kept);
         panic!(
             "not quiet 90 s after the traffic stopped ({missing_in} chats missing: {missing:#?}); \

@@ -327,9 +327,16 @@ impl FsDouble {
         self.core.with(|st| st.dtmf(uuid, digits, "APP"));
     }
 
+    /// FreeSWITCH going away: nothing new starts, and every connection it has (inbound event
+    /// sockets and the channels' `socket` sessions alike) is closed.
     pub fn stop(&self) {
         self.cancel.cancel();
-        self.drop_inbound_connections();
+        self.core.with(|st| {
+            st.inbound.clear();
+            for (_, s) in st.subs.drain() {
+                let _ = s.tx.send(Out::Close);
+            }
+        });
     }
 }
 
@@ -346,6 +353,8 @@ async fn run_deferred(
 ) {
     loop {
         let job = tokio::select! {
+            // A stopped switch starts nothing more, even with jobs queued.
+            biased;
             _ = cancel.cancelled() => return,
             job = rx.recv() => match job { Some(j) => j, None => return },
         };
@@ -358,14 +367,16 @@ async fn run_deferred(
                 is_async,
                 after_connect,
             } => {
-                tokio::spawn(socket::run_socket(
-                    core.clone(),
-                    uuid,
-                    addr,
-                    full,
-                    is_async,
-                    after_connect,
-                ));
+                let socket =
+                    socket::run_socket(core.clone(), uuid, addr, full, is_async, after_connect);
+                let stopped = cancel.clone();
+                // FreeSWITCH going away closes its sockets: dropping the future closes this one.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stopped.cancelled() => {}
+                        _ = socket => {}
+                    }
+                });
             }
             Deferred::CloseAfter {
                 subscriber,
