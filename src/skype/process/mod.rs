@@ -148,6 +148,7 @@ impl SupervisorHandle {
             control: control_rx,
             cancel: cancel.clone(),
             network,
+            probe: Default::default(),
         };
         Slot {
             control: control_tx,

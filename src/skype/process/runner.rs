@@ -40,6 +40,8 @@ pub(super) struct Runner {
     pub cancel: CancellationToken,
     /// Emulated clients wait for the embedded network before starting.
     pub network: Option<watch::Receiver<ClientState>>,
+    /// Reads the client's `_SKYPE_INSTANCE` for the readiness and liveness polls.
+    pub probe: xserver::InstanceProbe,
 }
 
 /// What ends a child's run from outside, the same way while it starts and while it runs.
@@ -314,10 +316,10 @@ impl Runner {
 
     /// A client is ready once its `_SKYPE_INSTANCE` names a live window; the network once
     /// it accepts connections.
-    async fn ready(&self) -> bool {
+    async fn ready(&mut self) -> bool {
         match &self.job {
             Job::Interface(iface) => matches!(
-                xserver::skype_instance_async(&iface.x11_display).await,
+                self.probe.read(&iface.x11_display).await,
                 Instance::Present(_)
             ),
             Job::Network { .. } => tokio::net::TcpStream::connect(self.clients.network_listen)

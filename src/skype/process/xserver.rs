@@ -153,29 +153,85 @@ pub fn skype_instance(display: &str) -> Instance {
     probe().unwrap_or(Instance::NoServer)
 }
 
-/// [`skype_instance`] on the runtime (no thread).
-pub async fn skype_instance_async(display: &str) -> Instance {
-    use x11rb_async::connection::Connection as _;
-    use x11rb_async::protocol::xproto::{AtomEnum, ConnectionExt as _};
-    use x11rb_async::rust_connection::RustConnection;
-    let connect = RustConnection::connect(Some(display));
-    let Ok(Ok((conn, screen, drive))) = tokio::time::timeout(PROBE_TIMEOUT, connect).await else {
-        return Instance::NoServer;
-    };
-    let driver = tokio::spawn(drive);
-    let probe = async {
-        let root = conn.setup().roots.get(screen).ok_or("no such screen")?.root;
-        let atom = conn
-            .intern_atom(true, b"_SKYPE_INSTANCE")
-            .await?
-            .reply()
-            .await?
-            .atom;
-        if atom == 0 {
-            return Ok(Instance::Absent);
+/// Reads `_SKYPE_INSTANCE` on one display over a connection it keeps between reads, so a
+/// liveness poll costs two round trips rather than a new connection and its authority
+/// lookup (with 250 displays polled every 2 s, the reconnects were most of an idle
+/// sidecar's CPU). A failed read drops the connection; the next read makes a new one.
+#[derive(Debug, Default)]
+pub struct InstanceProbe {
+    open: Option<ProbeConnection>,
+}
+
+#[derive(Debug)]
+struct ProbeConnection {
+    conn: x11rb_async::rust_connection::RustConnection,
+    driver: tokio::task::AbortHandle,
+    root: u32,
+    /// `_SKYPE_INSTANCE`, once some client has created it.
+    atom: Option<u32>,
+}
+
+impl Drop for ProbeConnection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+type ProbeError = Box<dyn std::error::Error + Send + Sync>;
+
+impl InstanceProbe {
+    pub async fn read(&mut self, display: &str) -> Instance {
+        if self.open.is_none() {
+            self.open = ProbeConnection::open(display).await;
         }
+        let Some(open) = self.open.as_mut() else {
+            return Instance::NoServer;
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, open.read()).await {
+            Ok(Ok(instance)) => instance,
+            _ => {
+                self.open = None;
+                Instance::NoServer
+            }
+        }
+    }
+}
+
+impl ProbeConnection {
+    async fn open(display: &str) -> Option<ProbeConnection> {
+        use x11rb_async::connection::Connection as _;
+        let connect = x11rb_async::rust_connection::RustConnection::connect(Some(display));
+        let Ok(Ok((conn, screen, drive))) = tokio::time::timeout(PROBE_TIMEOUT, connect).await
+        else {
+            return None;
+        };
+        let root = conn.setup().roots.get(screen)?.root;
+        let driver = tokio::spawn(drive).abort_handle();
+        Some(ProbeConnection {
+            conn,
+            driver,
+            root,
+            atom: None,
+        })
+    }
+
+    async fn read(&mut self) -> Result<Instance, ProbeError> {
+        use x11rb_async::protocol::xproto::{AtomEnum, ConnectionExt as _};
+        let conn = &self.conn;
+        if self.atom.is_none() {
+            let atom = conn
+                .intern_atom(true, b"_SKYPE_INSTANCE")
+                .await?
+                .reply()
+                .await?
+                .atom;
+            self.atom = (atom != 0).then_some(atom);
+        }
+        let Some(atom) = self.atom else {
+            return Ok(Instance::Absent);
+        };
         let reply = conn
-            .get_property(false, root, atom, AtomEnum::ANY, 0, 1)
+            .get_property(false, self.root, atom, AtomEnum::ANY, 0, 1)
             .await?
             .reply()
             .await?;
@@ -184,16 +240,10 @@ pub async fn skype_instance_async(display: &str) -> Instance {
             _ => return Ok(Instance::Absent),
         };
         let attributes = conn.get_window_attributes(window).await?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(match attributes.reply().await {
+        Ok(match attributes.reply().await {
             Ok(_) => Instance::Present(window),
             Err(_) => Instance::Absent,
         })
-    };
-    let instance = tokio::time::timeout(PROBE_TIMEOUT, probe).await;
-    driver.abort();
-    match instance {
-        Ok(Ok(instance)) => instance,
-        _ => Instance::NoServer,
     }
 }
 
