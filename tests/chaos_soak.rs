@@ -210,6 +210,7 @@ async fn chaos_soak() {
         Err(_) => Fault::ALL.to_vec(),
     };
     assert!(!faults.is_empty(), "SOAK_FAULTS names no fault");
+    let mut deck: Vec<Fault> = Vec::new();
     let mut stack = Stack::start(StackSpec::interfaces(INTERFACES).media(Media::Unicast)).await;
     let users: Vec<String> = {
         let mut u: Vec<String> = stack
@@ -371,7 +372,14 @@ async fn chaos_soak() {
         }
         // The next fault, once the last one is over.
         if pending_fault.is_none() && last_fault.elapsed() >= fault_every {
-            let fault = faults[rng.below(faults.len())];
+            // Dealt from a shuffled deck, so every kind comes round once per deck.
+            if deck.is_empty() {
+                deck = faults.clone();
+                for i in (1..deck.len()).rev() {
+                    deck.swap(i, rng.below(i + 1));
+                }
+            }
+            let Some(fault) = deck.pop() else { break };
             let i = rng.below(INTERFACES);
             match fault {
                 Fault::ClientKill => {
