@@ -82,6 +82,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let inbound = spawn_inbound(InboundConfig::from_settings(&settings), stop.child_token());
+    // At once: the link subscribes the request streams before the first event can arrive.
+    let switch = SwitchLink::new(inbound, settings.switch_password.clone());
     let media = MediaServer::start(
         settings.switch.media_listen,
         Some(&settings.switch.media_url),
@@ -90,7 +92,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the audio fork server")?;
-    let switch = SwitchLink::new(inbound, settings.switch_password.clone());
     let metrics = Metrics::new();
     let gateway = Gateway::new(
         settings.clone(),

@@ -336,3 +336,52 @@ async fn wrong_password_keeps_retrying_without_panicking() {
     assert!(attempts >= 2);
     cancel.cancel();
 }
+
+/// The link subscribes its request streams when it is made: a chat FreeSWITCH asks for before
+/// the chat sender has started (the sidecar loads its chat state first) still reaches it. The
+/// chaos soak lost a chat fired in that window after a sidecar restart.
+#[tokio::test]
+async fn requests_arriving_before_their_consumer_starts_are_kept() {
+    let double = FsDouble::start().await;
+    let (handle, cancel) = connected(&double).await;
+    let link = SwitchLink::new(handle.clone(), Secret::new("ClueCon"));
+    // The same MESSAGE FreeSWITCH's `chat SKYPE|...` fires, before anyone asks for requests.
+    let mut seen = handle.subscribe();
+    double.api("chat SKYPE|user1|bob|sent early");
+    tokio::time::timeout(DEADLINE, async {
+        while seen
+            .recv()
+            .await
+            .ok()
+            .and_then(|e| e.body().map(str::to_string))
+            .as_deref()
+            != Some("sent early")
+        {}
+    })
+    .await
+    .expect("the event reached the connection");
+
+    let mut requests = link.chat_requests();
+    let request = tokio::time::timeout(DEADLINE, requests.next(&cancel, "test"))
+        .await
+        .expect("a request waiting")
+        .expect("the stream is open");
+    match request {
+        skypopen::switch::requests::SwitchRequest::Chat(chat) => {
+            assert_eq!(
+                (chat.to.as_str(), chat.body.as_str()),
+                ("bob", "sent early")
+            );
+        }
+        other => panic!("not a chat: {other:?}"),
+    }
+    // A second consumer of the same kind starts from now, as before.
+    let mut late = link.chat_requests();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), late.next(&cancel, "test"))
+            .await
+            .is_err(),
+        "a late consumer sees no earlier request"
+    );
+    cancel.cancel();
+}

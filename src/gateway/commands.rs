@@ -407,7 +407,7 @@ async fn remove(gw: &Gateway, target: &str, force: bool) -> String {
 /// Commands arriving as `CUSTOM skypopen::command` events on the inbound connection; the
 /// output goes back as `CUSTOM skypopen::command_result` with the request's `Job-UUID`.
 async fn serve_events(gw: Gateway, table: Arc<CommandTable>) {
-    let mut requests = gw.switch.requests();
+    let mut requests = gw.switch.command_requests();
     // One console choice for everything arriving this way.
     let context = SessionContext::new(0, std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     while let Some(request) = requests.next(&gw.cancel, "sk commands").await {

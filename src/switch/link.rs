@@ -13,6 +13,7 @@ use super::requests::Requests;
 use crate::config::Secret;
 use freeswitch_esl_tokio::HangupCause;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -20,6 +21,15 @@ use tokio::sync::watch;
 pub struct SwitchLink {
     inbound: InboundHandle,
     writer: EventWriter,
+    /// Subscribed when the link is made, so nothing FreeSWITCH asks for between the
+    /// connection's first event and a consumer's start is lost (a broadcast has no replay).
+    early: Arc<Mutex<EarlyRequests>>,
+}
+
+#[derive(Default)]
+struct EarlyRequests {
+    chats: Option<Requests>,
+    commands: Option<Requests>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +45,19 @@ pub enum SwitchError {
 }
 
 impl SwitchLink {
+    /// Make it right after the inbound connection is spawned: its request streams start
+    /// here.
     pub fn new(inbound: InboundHandle, password: Secret) -> SwitchLink {
         let writer = EventWriter::new(inbound.addr(), password);
-        SwitchLink { inbound, writer }
+        let early = EarlyRequests {
+            chats: Some(Requests::new(inbound.subscribe())),
+            commands: Some(Requests::new(inbound.subscribe())),
+        };
+        SwitchLink {
+            inbound,
+            writer,
+            early: Arc::new(Mutex::new(early)),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -82,9 +102,26 @@ impl SwitchLink {
         self.writer.sendevent(name, headers, body).await
     }
 
-    /// The chats and commands FreeSWITCH asks for, from now on.
-    pub fn requests(&self) -> Requests {
-        Requests::new(self.inbound.subscribe())
+    /// What FreeSWITCH asks for, for the chat sender: since the link was made the first time,
+    /// from now on after that.
+    pub fn chat_requests(&self) -> Requests {
+        self.take_early(|early| early.chats.take())
+    }
+
+    /// The same for the `sk` command runner.
+    pub fn command_requests(&self) -> Requests {
+        self.take_early(|early| early.commands.take())
+    }
+
+    fn take_early(&self, take: impl FnOnce(&mut EarlyRequests) -> Option<Requests>) -> Requests {
+        let early = {
+            let mut early = self
+                .early
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            take(&mut early)
+        };
+        early.unwrap_or_else(|| Requests::new(self.inbound.subscribe()))
     }
 }
 

@@ -58,6 +58,8 @@ impl ChatService {
 /// chat requests arriving from FreeSWITCH.
 pub fn start(gw: &Gateway, events: EventBus) {
     let gw = gw.clone();
+    // Taken now: requests arriving while the ledger loads wait in it.
+    let requests = gw.switch.chat_requests();
     gw.clone().tasks.spawn(async move {
         let dir = gw.settings.state.dir.clone();
         let loaded = {
@@ -83,6 +85,6 @@ pub fn start(gw: &Gateway, events: EventBus) {
             Arc::clone(&gw.metrics),
         ));
         gw.chat.delivery.send_replace(Some(delivery));
-        requests::serve(gw).await;
+        requests::serve(gw, requests).await;
     });
 }

@@ -5,7 +5,7 @@
 use super::outgoing::{send_chat, ChatError};
 use super::waiting::{Full, WaitingChats};
 use crate::gateway::Gateway;
-use crate::switch::requests::{ChatRequest, SwitchRequest};
+use crate::switch::requests::{ChatRequest, Requests, SwitchRequest};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -16,8 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Consumes the chat requests until the gateway stops.
-pub async fn serve(gw: Gateway) {
-    let mut requests = gw.switch.requests();
+pub async fn serve(gw: Gateway, mut requests: Requests) {
     let mut waiting = WaitingChats::new(WAITING_CAPACITY, PATIENCE);
     let mut retry = tokio::time::interval(RETRY_EVERY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
