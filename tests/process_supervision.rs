@@ -192,10 +192,14 @@ async fn running(events: &mut broadcast::Receiver<ClientEvent>, iface: &str) -> 
     }
 }
 
+/// The live X server holding `display`'s lock file. A killed server leaves its lock behind,
+/// and a server started with `-displayfd` may take the number without rewriting it, so a
+/// lock naming a dead process names nobody.
 fn x_server_pid(display: u32) -> Option<u32> {
     std::fs::read_to_string(format!("/tmp/.X{display}-lock"))
         .ok()
         .and_then(|t| t.trim().parse().ok())
+        .filter(|pid| alive(*pid))
 }
 
 fn alive(pid: u32) -> bool {

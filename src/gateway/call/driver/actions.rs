@@ -336,19 +336,30 @@ impl Driver {
 
     /// DTMF from the remote Skype party goes into the call with `uuid_send_dtmf` on our
     /// channel, so the far end of the channel (the dialplan side) receives it.
-    fn dtmf_to_switch(&self, digits: String) {
+    /// One sender per call keeps the digits in order: a task per digit let two `uuid_send_dtmf`
+    /// race, and "45" arrived as "54".
+    fn dtmf_to_switch(&mut self, digits: String) {
         let Some(channel) = self.channel.clone() else {
             return;
         };
-        self.ctx.gw.tasks.spawn(
-            async move {
-                match channel.send_dtmf(&digits).await {
-                    Ok(()) => debug!(%digits, "DTMF to FreeSWITCH"),
-                    Err(e) => warn!(%digits, error = %e, "DTMF not delivered"),
+        let queue = self.dtmf_in.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<String>(DTMF_QUEUE);
+            self.ctx.gw.tasks.spawn(
+                async move {
+                    while let Some(digits) = rx.recv().await {
+                        match channel.send_dtmf(&digits).await {
+                            Ok(()) => debug!(%digits, "DTMF to FreeSWITCH"),
+                            Err(e) => warn!(%digits, error = %e, "DTMF not delivered"),
+                        }
+                    }
                 }
-            }
-            .in_current_span(),
-        );
+                .in_current_span(),
+            );
+            tx
+        });
+        if let Err(e) = queue.try_send(digits) {
+            warn!(digits = %e.into_inner(), "DTMF to FreeSWITCH dropped: the channel is not keeping up");
+        }
     }
 
     pub(super) fn bridged(&self) -> bool {

@@ -56,6 +56,8 @@ struct Driver {
     media: Option<MediaPath>,
     /// Feeds the task that sends this call's DTMF to Skype, one digit after the other.
     dtmf_out: Option<mpsc::Sender<Command>>,
+    /// Digits for the channel, sent in order by one task (see `dtmf_to_switch`).
+    dtmf_in: Option<mpsc::Sender<String>>,
     timers: HashMap<Timer, tokio::time::Instant>,
     /// Dropped with the call, which cancels whatever still runs.
     background: JoinSet<Background>,
@@ -86,6 +88,7 @@ impl Driver {
             socket: None,
             media: None,
             dtmf_out: None,
+            dtmf_in: None,
             timers: HashMap::new(),
             background: JoinSet::new(),
             inbox,
