@@ -4,7 +4,7 @@
 mod support;
 
 use skypopen::config::Settings;
-use skypopen::skype::process::xserver::{self, Instance};
+use skypopen::skype::process::xserver::{Instance, InstanceProbe};
 use skypopen::skype::process::{ClientEvent, ClientState, Subject, Supervisor};
 use std::path::Path;
 use std::time::Duration;
@@ -92,7 +92,7 @@ async fn the_emulated_network_and_client_are_started_restarted_and_stopped() {
     let client = running(&mut events, &iface).await;
     let display_name = format!(":{display}");
     assert!(matches!(
-        xserver::skype_instance(&display_name),
+        InstanceProbe::default().read(&display_name).await,
         Instance::Present(_)
     ));
 
@@ -109,5 +109,8 @@ async fn the_emulated_network_and_client_are_started_restarted_and_stopped() {
         .await
         .expect("supervisor stops");
     assert!(!alive(client) && !alive(network));
-    assert_eq!(xserver::skype_instance(&display_name), Instance::NoServer);
+    assert_eq!(
+        InstanceProbe::default().read(&display_name).await,
+        Instance::NoServer
+    );
 }

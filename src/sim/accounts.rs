@@ -110,6 +110,12 @@ pub fn account(handle: &str) -> Option<Account> {
     account_among(handle, account_count())
 }
 
+/// Whether `handle` names an account on a network with as many accounts as it may have: what
+/// a client can check before the network it logs in to says how many there are.
+pub fn is_account_name(handle: &str) -> bool {
+    account_among(handle, MAX_ACCOUNTS).is_some()
+}
+
 /// `handle`'s account when the network has `count` of them.
 fn account_among(handle: &str, count: usize) -> Option<Account> {
     // `get` refuses a cut inside a character, so the slice after it is safe.
@@ -216,6 +222,7 @@ mod tests {
         assert_eq!(account_among("user301", 300), None);
         assert_eq!(account_among("user9", 8), None);
         assert_eq!(account_among("user3", 300).map(|a| a.balance), Some(500));
+        assert!(is_account_name("user250") && !is_account_name("user0"));
     }
 
     #[test]

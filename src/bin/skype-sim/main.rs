@@ -341,9 +341,8 @@ async fn run_network(a: NetworkArgs) -> anyhow::Result<()> {
 
 async fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     init_logging("info");
-    // The network knows how many accounts it has; here only the shape of the name is checked.
-    skypopen::sim::accounts::set_account_count(skypopen::sim::accounts::MAX_ACCOUNTS);
-    if skypopen::sim::accounts::account(&a.user).is_none() {
+    // The network knows how many accounts it has; here only the name is checked.
+    if !skypopen::sim::accounts::is_account_name(&a.user) {
         bail!("no account named {:?} (user1, user2, …)", a.user);
     }
     let mut config = ClientConfig::new(&a.user, a.network);

@@ -244,7 +244,8 @@ fn candidates(
     if candidates.is_empty() {
         return Err(ChatError::NoInterfaceForUser(user.to_string()));
     }
-    candidates.sort_by_key(|h| {
+    // Cached: the key reads the registry under its lock, once per candidate is enough.
+    candidates.sort_by_cached_key(|h| {
         let ready = matches!(h.session.state(), SessionState::Ready { .. });
         let usable = gw
             .registry

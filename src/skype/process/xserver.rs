@@ -5,8 +5,6 @@ use super::child::{self, Spec};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
-use x11rb::connection::Connection as _;
-use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
 
 #[derive(Debug, thiserror::Error)]
 pub enum XError {
@@ -54,11 +52,6 @@ pub fn local_number(display: &str) -> Option<u32> {
 
 pub fn socket_path(number: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/.X11-unix/X{number}"))
-}
-
-/// Whether an X server accepts connections on `display` (blocking).
-pub fn answers(display: &str) -> bool {
-    x11rb::connect(Some(display)).is_ok()
 }
 
 /// Whether an X server accepts connections on `display`, on the runtime (no thread).
@@ -125,32 +118,6 @@ pub enum Instance {
     /// No property, or it names a window that no longer exists (a crashed client's leftover).
     Absent,
     Present(u32),
-}
-
-/// Reads `_SKYPE_INSTANCE` and checks that its window exists (blocking).
-pub fn skype_instance(display: &str) -> Instance {
-    let Ok((conn, screen)) = x11rb::connect(Some(display)) else {
-        return Instance::NoServer;
-    };
-    let probe = || -> Result<Instance, Box<dyn std::error::Error>> {
-        let root = conn.setup().roots[screen].root;
-        let atom = conn.intern_atom(true, b"_SKYPE_INSTANCE")?.reply()?.atom;
-        if atom == 0 {
-            return Ok(Instance::Absent);
-        }
-        let reply = conn
-            .get_property(false, root, atom, AtomEnum::ANY, 0, 1)?
-            .reply()?;
-        let window = match reply.value32().and_then(|mut v| v.next()) {
-            Some(window) if reply.format == 32 && reply.value_len == 1 => window,
-            _ => return Ok(Instance::Absent),
-        };
-        Ok(match conn.get_window_attributes(window)?.reply() {
-            Ok(_) => Instance::Present(window),
-            Err(_) => Instance::Absent,
-        })
-    };
-    probe().unwrap_or(Instance::NoServer)
 }
 
 /// Reads `_SKYPE_INSTANCE` on one display over a connection it keeps between reads, so a
