@@ -12,18 +12,25 @@
 //! its 20 ms output clock) and Skype → FreeSWITCH (sidecar).
 //!
 //! `BENCH_CALLS=1,10` picks the call counts (default 1,10,20,30); `BENCH_TRANSPORTS=unicast`
-//! the transports (`audio_fork`, `unicast`, `unicast8`; default all).
+//! the transports (`audio_fork`, `unicast`, `unicast8`; default all); `BENCH_REPORT` the
+//! report's file name under `tests/reports/` (default `bench-calls.md`). The 100-call run:
+//! `BENCH_CALLS=100 BENCH_TRANSPORTS=unicast BENCH_REPORT=bench-calls-100.md`.
+//!
+//! `unicast` 16 kHz also runs the fair floor ([`four_socket`]): the same four sockets per
+//! call and the same 20 ms clock as the sidecar, with nothing else.
 #[path = "../support/mod.rs"]
 mod support;
 
 mod chirp_tests;
 mod cpu;
 mod figures;
+mod four_socket;
 mod hook;
 mod relay;
 mod report;
 mod sidecar;
 
+use four_socket::four_socket_scenario;
 use relay::relay_scenario;
 use report::{cpu_row, latency_row};
 use sidecar::SidecarStack;
@@ -76,12 +83,18 @@ async fn bench_calls_sidecar_vs_bare_relay() {
             let f = relay_scenario(transport, calls).await;
             println!("{}\n{}", latency_row(&f), cpu_row(&f));
             all.push(f);
+            if transport == Transport::Unicast16k {
+                let f = four_socket_scenario(calls).await;
+                println!("{}\n{}", latency_row(&f), cpu_row(&f));
+                all.push(f);
+            }
         }
     }
-    all.sort_by_key(|f| (f.transport as u8, f.calls, f.path != "sidecar + skype-sim"));
+    all.sort_by_key(|f| (f.transport as u8, f.calls, report::path_rank(f.path)));
     let text = report::render(&all);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reports");
     std::fs::create_dir_all(&dir).expect("reports dir");
-    std::fs::write(dir.join("bench-calls.md"), &text).expect("write report");
+    let name = std::env::var("BENCH_REPORT").unwrap_or_else(|_| "bench-calls.md".into());
+    std::fs::write(dir.join(&name), &text).expect("write report");
     println!("{text}");
 }

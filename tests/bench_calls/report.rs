@@ -209,6 +209,63 @@ pub fn standing(all: &[Figures]) -> String {
     out
 }
 
+/// Rows of one scenario sort sidecar first, then the floors.
+pub fn path_rank(path: &str) -> u8 {
+    match path {
+        "sidecar + skype-sim" => 0,
+        "four-socket relay" => 1,
+        _ => 2,
+    }
+}
+
+/// Goals for the sidecar against the four-socket floor (measured in the same run).
+pub const GOAL_CPU_PER_CALL_PCT: f64 = 0.15;
+pub const GOAL_DIRECTION_P99_MS: f64 = 2.0;
+pub const GOAL_FLOOR_RATIO: f64 = 2.0;
+
+/// The sidecar's unicast 16 kHz figures against the four-socket floor at each call count.
+pub fn against_floor(all: &[Figures]) -> String {
+    let mut out = String::new();
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    for f in all
+        .iter()
+        .filter(|f| f.path.starts_with("sidecar") && f.transport == Transport::Unicast16k)
+    {
+        let Some(floor) = all
+            .iter()
+            .find(|g| g.path == "four-socket relay" && g.calls == f.calls)
+        else {
+            continue;
+        };
+        let ratio = f.cpu_pct_per_call / floor.cpu_pct_per_call.max(1e-6);
+        let p99_in = percentile(&f.fs_to_skype_ms, 0.99);
+        let p99_out = percentile(&f.skype_to_fs_ms, 0.99);
+        let _ = writeln!(
+            out,
+            "- {} calls: sidecar CPU per call {:.3} % of a core, floor {:.3} %: {:.1}× the floor (goal ≤ {:.0}×: {}); goal ≤ {:.2} %: {}. Per direction p50 / p99: FS → Skype {:.2} / {:.2} ms (floor {:.2} / {:.2}), Skype → FS {:.2} / {:.2} ms (floor {:.2} / {:.2}); goal p99 < {:.0} ms: {}.",
+            f.calls,
+            f.cpu_pct_per_call,
+            floor.cpu_pct_per_call,
+            ratio,
+            GOAL_FLOOR_RATIO,
+            met(ratio <= GOAL_FLOOR_RATIO),
+            GOAL_CPU_PER_CALL_PCT,
+            met(f.cpu_pct_per_call <= GOAL_CPU_PER_CALL_PCT),
+            percentile(&f.fs_to_skype_ms, 0.5),
+            p99_in,
+            percentile(&floor.fs_to_skype_ms, 0.5),
+            percentile(&floor.fs_to_skype_ms, 0.99),
+            percentile(&f.skype_to_fs_ms, 0.5),
+            p99_out,
+            percentile(&floor.skype_to_fs_ms, 0.5),
+            percentile(&floor.skype_to_fs_ms, 0.99),
+            GOAL_DIRECTION_P99_MS,
+            met(p99_in < GOAL_DIRECTION_P99_MS && p99_out < GOAL_DIRECTION_P99_MS),
+        );
+    }
+    out
+}
+
 pub fn render(all: &[Figures]) -> String {
     let build = if cfg!(debug_assertions) {
         "debug"
@@ -268,6 +325,20 @@ pub fn render(all: &[Figures]) -> String {
          0.24 % for the audio fork). The original's CPU figures are taken as % of one core.\n"
     );
     out.push_str(&standing(all));
+    let floor = against_floor(all);
+    if !floor.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Against the fair floor\n\n\
+             The four-socket relay moves the same frames between the same four sockets per \
+             call (the switch side's UDP in and out, the client's input and output TCP ports) \
+             on a 20 ms clock per call with the pump's slot rule (a frame leaves on arrival \
+             unless its direction already sent one in the slot), on one thread, and does \
+             nothing else; its client is a stand-in on another thread that echoes at once. \
+             Its per-direction columns are probe → stand-in and stand-in → probe.\n"
+        );
+        out.push_str(&floor);
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
