@@ -13,7 +13,7 @@ use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
 use crate::skype::session::SessionHandle;
 use crate::switch::media::ForkToken;
 use crate::switch::outbound::ChannelControl;
-use crate::switch::unicast;
+use crate::switch::unicast::{self, relay::UnicastSide};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -205,8 +205,11 @@ pub async fn open(
         mode => mode,
     };
     let (switch_side, fork) = match mode {
-        MediaMode::AudioFork => (open_fork(gw, channel).await?, true),
-        MediaMode::Unicast => (open_unicast(gw, channel, &cancel).await?, false),
+        MediaMode::AudioFork => (SwitchSide::Fork(open_fork(gw, channel).await?), true),
+        MediaMode::Unicast => (
+            SwitchSide::Unicast(Box::new(open_unicast(gw, channel).await?)),
+            false,
+        ),
     };
     let counters = Arc::new(PumpCounters {
         to_skype: DirectionCounters {
@@ -270,11 +273,7 @@ async fn open_fork(gw: &Gateway, channel: &ChannelControl) -> Result<FrameDuplex
     Ok(fork.frames)
 }
 
-async fn open_unicast(
-    gw: &Gateway,
-    channel: &ChannelControl,
-    cancel: &CancellationToken,
-) -> Result<FrameDuplex, MediaError> {
+async fn open_unicast(gw: &Gateway, channel: &ChannelControl) -> Result<UnicastSide, MediaError> {
     let rate = channel.data().codec_rate().unwrap_or(8000);
     if rate == 0 || rate % 50 != 0 {
         return Err(MediaError::Unicast(format!("channel rate {rate} Hz")));
@@ -295,10 +294,30 @@ async fn open_unicast(
         .await
         .map_err(|e| MediaError::Unicast(e.to_string()))?;
     debug!(local = %leg.local(), freeswitch = %leg.freeswitch(), rate, "unicast started");
-    let (pump_side, _task) =
-        crate::switch::unicast::relay::spawn_unicast(leg, rate, cancel.clone())
-            .map_err(|e| MediaError::Unicast(e.to_string()))?;
-    Ok(pump_side)
+    UnicastSide::new(leg, rate).map_err(|e| MediaError::Unicast(e.to_string()))
+}
+
+/// The pump's switch side: the fork's websocket task behind a channel pair, or the `unicast`
+/// socket served in the pump's own task.
+enum SwitchSide {
+    Fork(FrameDuplex),
+    Unicast(Box<UnicastSide>),
+}
+
+impl MediaSide for SwitchSide {
+    async fn recv(&mut self) -> Option<Frame> {
+        match self {
+            SwitchSide::Fork(fork) => fork.recv().await,
+            SwitchSide::Unicast(unicast) => unicast.recv().await,
+        }
+    }
+
+    fn offer(&mut self, frame: Frame) -> Offer {
+        match self {
+            SwitchSide::Fork(fork) => fork.offer(frame),
+            SwitchSide::Unicast(unicast) => unicast.offer(frame),
+        }
+    }
 }
 
 /// The sidecar listens where FreeSWITCH can reach it: loopback for a local switch, else any.

@@ -119,12 +119,9 @@ impl UnicastLeg {
         self.socket.recv(buf).await
     }
 
-    /// Sends one frame to FreeSWITCH.
-    pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
-        self.socket
-            .send_to(frame, self.freeswitch)
-            .await
-            .map(|_| ())
+    /// Sends one frame to FreeSWITCH now, or `WouldBlock` when the send buffer is full.
+    pub fn try_send(&self, frame: &[u8]) -> io::Result<()> {
+        self.socket.try_send_to(frame, self.freeswitch).map(|_| ())
     }
 }
 
@@ -188,7 +185,7 @@ mod tests {
             "the stranger's datagram must be dropped"
         );
 
-        leg.send(&[2u8; 320]).await.unwrap();
+        leg.try_send(&[2u8; 320]).unwrap();
         let (n, from) = freeswitch.recv_from(&mut buf).await.unwrap();
         assert_eq!((n, from), (320, leg.local()));
     }

@@ -6,13 +6,9 @@
 use super::{frame_bytes, UnicastLeg};
 use crate::media::frame::{Frame, FrameAssembler, FRAME_BYTES, SAMPLE_RATE};
 use crate::media::resample::Resampler;
-use crate::media::side::FrameDuplex;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, Instrument};
+use crate::media::side::{MediaSide, Offer};
+use tracing::{debug, info};
 
-const CHANNEL_FRAMES: usize = 8;
 /// Larger than any L16 frame FreeSWITCH sends (48 kHz: 1920 bytes); longer datagrams are cut.
 const DATAGRAM_MAX: usize = 4096;
 
@@ -77,6 +73,16 @@ pub struct ReadFrames {
     next: usize,
 }
 
+impl ReadFrames {
+    fn empty() -> ReadFrames {
+        ReadFrames {
+            frames: [Frame::SILENCE; DatagramReader::MAX_FRAMES],
+            count: 0,
+            next: 0,
+        }
+    }
+}
+
 impl Iterator for ReadFrames {
     type Item = Frame;
     fn next(&mut self) -> Option<Frame> {
@@ -107,11 +113,7 @@ impl DatagramReader {
         let datagram = &datagram[..datagram.len().min(DATAGRAM_MAX)];
         self.converter.bytes.clear();
         self.converter.convert(datagram);
-        let mut ready = ReadFrames {
-            frames: [Frame::SILENCE; Self::MAX_FRAMES],
-            count: 0,
-            next: 0,
-        };
+        let mut ready = ReadFrames::empty();
         // Longer datagrams are cut to what fits rather than queued without bound.
         for piece in self.converter.bytes.chunks(FRAME_BYTES) {
             self.assembler.push(piece, |f| {
@@ -130,93 +132,85 @@ impl DatagramReader {
     }
 }
 
-/// Starts the task that serves `leg` for a channel whose codec runs at `channel_rate`. The
-/// returned duplex plugs into the pump as the switch side; dropping it, or `cancel`, ends the
-/// task.
-pub fn spawn_unicast(
+/// A `unicast` leg as the pump's switch side, served inside the pump's own task: a datagram
+/// is read and cut into frames where the pump waits, and a frame the pump hands over is sent
+/// at once without blocking. No task and no channel stand between the socket and the pump, so
+/// a frame costs one wake-up of the call's task rather than two (measured in the 100-call
+/// benchmark against a relay that does nothing else).
+pub struct UnicastSide {
     leg: UnicastLeg,
-    channel_rate: u32,
-    cancel: CancellationToken,
-) -> Result<(FrameDuplex, JoinHandle<()>), UnicastSideError> {
-    let reader = DatagramReader::new(channel_rate)?;
-    let outbound = Converter::new(SAMPLE_RATE, channel_rate)?;
-    let (to_switch_tx, to_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
-    let (from_switch_tx, from_switch_rx) = mpsc::channel(CHANNEL_FRAMES);
-    let task = tokio::spawn(
-        serve(
-            leg,
-            channel_rate,
-            reader,
-            outbound,
-            from_switch_tx,
-            to_switch_rx,
-            cancel,
-        )
-        .instrument(tracing::Span::current()),
-    );
-    Ok((
-        FrameDuplex {
-            tx: to_switch_tx,
-            rx: from_switch_rx,
-        },
-        task,
-    ))
+    reader: DatagramReader,
+    outbound: Converter,
+    datagram: usize,
+    /// Frames of the last datagram not yet handed to the pump (at most two).
+    pending: ReadFrames,
+    buf: Box<[u8; DATAGRAM_MAX]>,
+    datagrams_in: u64,
+    datagrams_out: u64,
+    /// Datagrams the socket could not take at once (a full send buffer): lost, as UDP loses.
+    dropped_out: u64,
 }
 
-async fn serve(
-    leg: UnicastLeg,
-    channel_rate: u32,
-    mut reader: DatagramReader,
-    mut outbound: Converter,
-    from_switch: mpsc::Sender<Frame>,
-    mut to_switch: mpsc::Receiver<Frame>,
-    cancel: CancellationToken,
-) {
-    let datagram = frame_bytes(channel_rate);
-    let mut buf = [0u8; DATAGRAM_MAX];
-    let (mut datagrams_in, mut datagrams_out, mut dropped_in) = (0u64, 0u64, 0u64);
-    let reason = loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break "cancelled",
-            res = leg.recv(&mut buf) => match res {
+impl UnicastSide {
+    pub fn new(leg: UnicastLeg, channel_rate: u32) -> Result<UnicastSide, UnicastSideError> {
+        Ok(UnicastSide {
+            leg,
+            reader: DatagramReader::new(channel_rate)?,
+            outbound: Converter::new(SAMPLE_RATE, channel_rate)?,
+            datagram: frame_bytes(channel_rate),
+            pending: ReadFrames::empty(),
+            buf: Box::new([0u8; DATAGRAM_MAX]),
+            datagrams_in: 0,
+            datagrams_out: 0,
+            dropped_out: 0,
+        })
+    }
+}
+
+impl MediaSide for UnicastSide {
+    // Cancel-safe: a datagram is either wholly read into `pending` or still in the socket.
+    async fn recv(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.pending.next() {
+                return Some(frame);
+            }
+            match self.leg.recv(&mut self.buf[..]).await {
                 Ok(n) => {
-                    datagrams_in += 1;
-                    // UDP has no back-pressure to give: if the pump has not drained the
-                    // previous frames, the new one is lost like a late datagram.
-                    let mut gone = false;
-                    for frame in reader.read(&buf[..n]) {
-                        match from_switch.try_send(frame) {
-                            Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => dropped_in += 1,
-                            Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
-                        }
-                    }
-                    if gone {
-                        break "pump gone";
-                    }
+                    self.datagrams_in += 1;
+                    self.pending = self.reader.read(&self.buf[..n]);
                 }
                 // ICMP port unreachable before FreeSWITCH binds its side shows up here on a
                 // connected socket; it is not fatal.
                 Err(e) => debug!(error = %e, "unicast receive error"),
-            },
-            frame = to_switch.recv() => {
-                let Some(frame) = frame else { break "pump gone" };
-                outbound.convert(frame.as_bytes());
-                while outbound.bytes.len() >= datagram {
-                    if let Err(e) = leg.send(&outbound.bytes[..datagram]).await {
-                        debug!(error = %e, "unicast send error");
-                    }
-                    datagrams_out += 1;
-                    outbound.bytes.drain(..datagram);
-                }
             }
         }
-    };
-    info!(
-        reason,
-        datagrams_in, datagrams_out, dropped_in, "unicast leg closed"
-    );
+    }
+
+    fn offer(&mut self, frame: Frame) -> Offer {
+        self.outbound.convert(frame.as_bytes());
+        while self.outbound.bytes.len() >= self.datagram {
+            match self.leg.try_send(&self.outbound.bytes[..self.datagram]) {
+                Ok(()) => self.datagrams_out += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.dropped_out += 1,
+                Err(e) => debug!(error = %e, "unicast send error"),
+            }
+            self.outbound.bytes.drain(..self.datagram);
+        }
+        // The socket stays open as long as the pump holds it: a UDP leg never closes.
+        Offer::Accepted
+    }
+}
+
+impl Drop for UnicastSide {
+    fn drop(&mut self) {
+        info!(
+            datagrams_in = self.datagrams_in,
+            datagrams_out = self.datagrams_out,
+            dropped_out = self.dropped_out,
+            carried = self.reader.carried(),
+            "unicast leg closed"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -249,8 +243,7 @@ mod tests {
         let sidecar = leg.local();
         // The switch double: binds FreeSWITCH's port and talks to the sidecar's.
         let fs = tokio::net::UdpSocket::bind(leg.freeswitch()).await.unwrap();
-        let cancel = CancellationToken::new();
-        let (mut duplex, task) = spawn_unicast(leg, 8000, cancel.clone()).unwrap();
+        let mut side = UnicastSide::new(leg, 8000).unwrap();
         let mut got = Vec::new();
 
         // Paced like FreeSWITCH: one datagram per 20 ms.
@@ -262,13 +255,9 @@ mod tests {
                 .flat_map(|s| s.to_le_bytes())
                 .collect();
             fs.send_to(&bytes, sidecar).await.unwrap();
-            // Drain as the pump would, so the frames are not dropped as late.
-            while let Ok(frame) = duplex.rx.try_recv() {
-                got.extend(frame.samples());
-            }
         }
         while got.len() < 40 * 320 {
-            let frame = tokio::time::timeout(Duration::from_secs(10), duplex.rx.recv())
+            let frame = tokio::time::timeout(Duration::from_secs(10), side.recv())
                 .await
                 .unwrap()
                 .unwrap();
@@ -279,7 +268,7 @@ mod tests {
 
         for n in 0..10 {
             let frame = Frame::from_samples(&tone(440.0, 16_000, n * 320, 320)).unwrap();
-            duplex.tx.send(frame).await.unwrap();
+            assert_eq!(side.offer(frame), Offer::Accepted);
         }
         let mut heard = Vec::new();
         let mut buf = [0u8; 2048];
@@ -297,12 +286,7 @@ mod tests {
         }
         let measured = hz(&heard[100..], 8000);
         assert!((measured - 440.0).abs() < 25.0, "{measured} Hz at 8 kHz");
-
-        drop(duplex);
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .unwrap()
-            .unwrap();
+        assert_eq!(side.datagrams_out, 10);
     }
 
     #[test]
