@@ -1,8 +1,14 @@
-//! Hands incoming chats to FreeSWITCH one at a time, in order, at least once, each with its
-//! `skypopen_message_key` so a consumer can drop a repeat (a sidecar killed between FreeSWITCH's
-//! acceptance and the ledger's write delivers that one message again): waits while
-//! FreeSWITCH is unreachable, skips what the ledger already knows, records what FreeSWITCH
-//! accepted, and then tells the listener's subscribers.
+//! Hands incoming chats to FreeSWITCH at least once, each with its `skypopen_message_key` so a
+//! consumer can drop a repeat (a sidecar killed between FreeSWITCH's acceptance and the
+//! ledger's write delivers that one message again): waits while FreeSWITCH is unreachable,
+//! skips what the ledger already knows, records what FreeSWITCH accepted, and then tells the
+//! listener's subscribers.
+//!
+//! Order holds per interface (its worker hands messages over one after the other). Deliveries
+//! of different accounts run side by side; those of one account take turns, because its
+//! interfaces see the same messages and a sibling's copy must find the key the first one
+//! recorded. The state file is written by group commit: a delivery waits until a write that
+//! includes its key has finished, and one write covers every key recorded before it began.
 
 use super::ledger::Ledger;
 use super::message::IncomingChat;
@@ -11,10 +17,10 @@ use crate::shutdown::CancellationToken;
 use crate::switch::event_link::LinkError;
 use crate::switch::listener::EventBus;
 use crate::switch::SwitchLink;
+use dashmap::DashMap;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 /// First pause before trying again while FreeSWITCH is unreachable; it doubles up to the max.
@@ -39,16 +45,23 @@ pub enum DeliveryError {
     Refused(String),
 }
 
-struct Towards {
+/// The ledger and how many keys were recorded into it (its version).
+struct Recorded {
     ledger: Ledger,
-    link: SwitchLink,
+    version: u64,
 }
 
 pub struct Delivery {
     bus: EventBus,
     metrics: Arc<Metrics>,
-    /// Also serializes deliveries, so a sibling's copy waits and then finds the key.
-    state: Mutex<Towards>,
+    link: SwitchLink,
+    /// Held only to look up or record a key, never across an await.
+    recorded: std::sync::Mutex<Recorded>,
+    /// The version the state file holds; its lock makes one writer at a time, and whoever
+    /// waits behind a write usually finds its key written by it.
+    written: tokio::sync::Mutex<u64>,
+    /// One delivery at a time per account (see the module's comment).
+    accounts: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Delivery {
@@ -56,7 +69,40 @@ impl Delivery {
         Delivery {
             bus,
             metrics,
-            state: Mutex::new(Towards { ledger, link }),
+            link,
+            recorded: std::sync::Mutex::new(Recorded { ledger, version: 0 }),
+            written: tokio::sync::Mutex::new(0),
+            accounts: DashMap::new(),
+        }
+    }
+
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn account_turn(&self, chat: &IncomingChat) -> Arc<tokio::sync::Mutex<()>> {
+        let account = chat.account.to_ascii_lowercase();
+        Arc::clone(self.accounts.entry(account).or_default().value())
+    }
+
+    /// Returns once the state file holds every key up to `version`.
+    async fn save_through(&self, version: u64) {
+        let mut written = self.written.lock().await;
+        if *written >= version {
+            return;
+        }
+        let (snapshot, now) = {
+            let recorded = self.recorded();
+            (recorded.ledger.snapshot(), recorded.version)
+        };
+        match tokio::task::spawn_blocking(move || snapshot.write()).await {
+            Ok(Ok(())) => *written = now,
+            Ok(Err(e)) => {
+                warn!(error = %e, "chat state not saved; a restart may deliver a message twice")
+            }
+            Err(e) => warn!(error = %e, "chat state writer failed"),
         }
     }
 
@@ -66,11 +112,12 @@ impl Delivery {
         cancel: &CancellationToken,
     ) -> Result<Delivered, DeliveryError> {
         let key = chat.key();
-        let mut state = tokio::select! {
+        let turn = self.account_turn(chat);
+        let turn = tokio::select! {
             _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
-            state = self.state.lock() => state,
+            turn = turn.lock_owned() => turn,
         };
-        if state.ledger.contains(key) {
+        if self.recorded().ledger.contains(key) {
             debug!(chat_id = chat.id, chatname = %chat.chatname, "chat message delivered before; not again");
             self.metrics.chat("duplicate");
             return Ok(Delivered::Duplicate);
@@ -83,7 +130,7 @@ impl Delivery {
         let uuid = loop {
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return Err(DeliveryError::Cancelled),
-                attempt = state.link.fire("MESSAGE", &headers, &chat.body) => attempt,
+                attempt = self.link.fire("MESSAGE", &headers, &chat.body) => attempt,
             };
             match attempt {
                 Ok(uuid) => break uuid,
@@ -107,17 +154,17 @@ impl Delivery {
         };
         drop(waiting);
         self.metrics.chat("delivered");
-        state.ledger.insert(key);
-        let snapshot = state.ledger.snapshot();
-        let written = tokio::task::spawn_blocking(move || snapshot.write()).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                warn!(error = %e, "chat state not saved; a restart may deliver a message twice")
-            }
-            Err(e) => warn!(error = %e, "chat state writer failed"),
-        }
-        drop(state);
+        let version = {
+            let mut recorded = self.recorded();
+            recorded.ledger.insert(key);
+            recorded.version += 1;
+            recorded.version
+        };
+        // Recorded: a sibling's copy finds the key from here on.
+        drop(turn);
+        // Saved before the caller marks the message SEEN, so a restart in between does not
+        // deliver it again.
+        self.save_through(version).await;
 
         let mut listener_event = chat.listener_event();
         self.bus

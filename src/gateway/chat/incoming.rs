@@ -278,8 +278,18 @@ impl Worker {
     }
 
     /// The message if it is one to deliver; `None` for other types and our own messages.
+    /// The six properties are asked for at once: tagged requests are answered in any order,
+    /// so reading a message costs one round trip to the client rather than six.
     async fn fetch(&self, id: ChatMessageId) -> Result<Option<IncomingChat>, Fetch> {
-        match self.get(id, ChatMessageProperty::Type).await? {
+        let (kind, chatname, from_handle, from_dispname, body, timestamp) = tokio::join!(
+            self.get(id, ChatMessageProperty::Type),
+            self.get(id, ChatMessageProperty::ChatName),
+            self.get(id, ChatMessageProperty::FromHandle),
+            self.get(id, ChatMessageProperty::FromDispname),
+            self.get(id, ChatMessageProperty::Body),
+            self.get(id, ChatMessageProperty::Timestamp),
+        );
+        match kind? {
             ChatMessageEvent::Type(ChatMessageType::Said) => {}
             other => {
                 debug!(chat_id = %id, kind = %other, "chat message is not SAID; not reported");
@@ -297,14 +307,8 @@ impl Worker {
             timestamp: 0,
             during_call: false,
         };
-        for property in [
-            ChatMessageProperty::ChatName,
-            ChatMessageProperty::FromHandle,
-            ChatMessageProperty::FromDispname,
-            ChatMessageProperty::Body,
-            ChatMessageProperty::Timestamp,
-        ] {
-            match self.get(id, property).await? {
+        for reply in [chatname, from_handle, from_dispname, body, timestamp] {
+            match reply? {
                 ChatMessageEvent::ChatName(v) => chat.chatname = v,
                 ChatMessageEvent::FromHandle(v) => chat.from_handle = v,
                 ChatMessageEvent::FromDispname(v) => chat.from_dispname = v,

@@ -100,7 +100,7 @@ impl Ledger {
     pub fn render(&self) -> String {
         let mut text = String::with_capacity(self.order.len() * 33);
         for key in &self.order {
-            text.push_str(&key.to_hex());
+            key.push_hex(&mut text);
             text.push('\n');
         }
         text
