@@ -277,11 +277,18 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A client is one user's traffic, and a machine runs hundreds of them: one thread each.
+    // Two workers per client cost more in cross-thread wake-ups than the chat benchmark's
+    // whole sidecar. The network serves every client and keeps two.
+    let mut builder = match cli.command {
+        Verb::Network(_) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+        Verb::Client(_) | Verb::Ctl(_) => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("skype-sim: cannot start the runtime: {e}");
