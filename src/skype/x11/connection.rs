@@ -4,6 +4,7 @@
 //! No thread per link: 250 displays cost 500 small tasks. Both tasks end with the
 //! connection, which [`XConnection`] does when shut down or dropped.
 
+use super::stream::TokioStream;
 use super::X11Error;
 use crate::skype::wire::{self, ChunkKind, CHUNK_LEN};
 use std::future::Future;
@@ -20,7 +21,8 @@ use x11rb_async::protocol::xproto::{
     WindowClass,
 };
 use x11rb_async::protocol::{ErrorKind, Event};
-pub(super) use x11rb_async::rust_connection::RustConnection;
+
+pub(super) type RustConnection = x11rb_async::rust_connection::RustConnection<TokioStream>;
 
 /// Longest a request may take. A healthy local server answers in microseconds; one that does
 /// not answer for this long (stopped, or grabbed by another client) is treated as lost.
@@ -75,7 +77,17 @@ impl XConnection {
         display: &str,
         span: &Span,
     ) -> Result<(XConnection, mpsc::Receiver<XInput>), X11Error> {
-        let connect = RustConnection::connect(Some(display));
+        let connect = async {
+            let connected = TokioStream::connect(display).await?;
+            let (conn, drive) = RustConnection::connect_to_stream_with_auth_info(
+                connected.stream,
+                connected.screen,
+                connected.auth_name,
+                connected.auth_data,
+            )
+            .await?;
+            Ok((conn, connected.screen, drive))
+        };
         let (conn, screen_num, drive) = tokio::time::timeout(REQUEST_TIMEOUT, connect)
             .await
             .map_err(|_| X11Error::Timeout(REQUEST_TIMEOUT))?

@@ -15,6 +15,7 @@
 mod client;
 mod connection;
 mod controller;
+mod stream;
 
 pub use client::{spawn_client_endpoint, ClientEndpoint};
 pub use controller::spawn_controller_link;
