@@ -308,10 +308,13 @@ pub async fn run<K: MediaSide, W: MediaSide>(
     // After a stall, catch up with back-to-back ticks: both peers keep their own playout
     // buffers, and falling behind real time for good would only grow the jitter buffers.
     clock.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    // Made once: a fresh `cancelled()` per turn takes the token's lock 150 times a second.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     let stop = loop {
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break PumpStop::Cancelled,
+            _ = &mut cancelled => break PumpStop::Cancelled,
             _ = clock.tick() => {
                 let now = Instant::now();
                 if to_skype.tick(now, &mut skype).is_err() {

@@ -330,10 +330,12 @@ impl InputPort {
         let mut conn: Option<TcpStream> = None;
         let mut scratch = [0u8; 256];
         let mut dropped_unconnected: u64 = 0;
+        let cancelled = stop.cancelled();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break,
+                _ = &mut cancelled => break,
                 res = self.link.listener.accept() => {
                     self.link.take(res, &mut conn).await;
                 }
@@ -393,10 +395,12 @@ impl OutputPort {
         let mut conn: Option<TcpStream> = None;
         let mut assembler = FrameAssembler::new();
         let mut buf = [0u8; 2 * FRAME_BYTES];
+        let cancelled = stop.cancelled();
+        tokio::pin!(cancelled);
         'serve: loop {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break,
+                _ = &mut cancelled => break,
                 res = self.link.listener.accept() => {
                     if self.link.take(res, &mut conn).await {
                         // A new connection is a new byte stream: a partial frame left from the
@@ -421,7 +425,7 @@ impl OutputPort {
                         // as they come and applies the drop policy in its jitter buffer.
                         for frame in &ready[..count] {
                             tokio::select! {
-                                _ = stop.cancelled() => break 'serve,
+                                _ = &mut cancelled => break 'serve,
                                 sent = self.frames.send(*frame) => if sent.is_err() { break 'serve },
                             }
                         }

@@ -155,13 +155,15 @@ pub(super) async fn serve(
             our_close = Some(CloseCode::Normal);
         }
     }
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     let reason = loop {
         if our_close.is_some() {
             break "call finished";
         }
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => {
+            _ = &mut cancelled => {
                 our_close = Some(CloseCode::Away);
                 break "server stopping";
             }
