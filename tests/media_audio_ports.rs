@@ -2,7 +2,7 @@
 mod support;
 
 use skypopen::media::Frame;
-use skypopen::skype::audio::{AudioLinks, AudioOptions, PortAllocator, SkypeAudio};
+use skypopen::skype::audio::{AudioLinks, AudioOptions, BridgedAudio, PortAllocator, SkypeAudio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,13 +35,10 @@ async fn read_frames(conn: &mut TcpStream, count: usize) -> Vec<Frame> {
         .collect()
 }
 
-fn bind(allocator: &PortAllocator, setsockopt: bool) -> SkypeAudio {
-    SkypeAudio::bind(
-        allocator,
-        AudioOptions { setsockopt },
-        &CancellationToken::new(),
-    )
-    .expect("ports bind")
+fn bind(allocator: &PortAllocator, setsockopt: bool) -> BridgedAudio {
+    SkypeAudio::bind(allocator, AudioOptions { setsockopt })
+        .map(|a| a.bridged(&CancellationToken::new()))
+        .expect("ports bind")
 }
 
 #[tokio::test]
@@ -156,4 +153,45 @@ async fn dropping_the_frames_closes_the_ports() {
     assert!(TcpStream::connect(("127.0.0.1", ports.output))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_may_come_back() {
+    let allocator = PortAllocator::new(40_001..=41_000);
+    let audio = bind(&allocator, true);
+    let mut links = audio.guard.links();
+    let stuck = TcpStream::connect(("127.0.0.1", audio.ports.input))
+        .await
+        .unwrap();
+    wait_links(&mut links, |l| l.input_connected).await;
+    // Far more than the small socket buffers and the bounded queue hold; the client reads
+    // nothing, so the writes stall and the connection goes after a second.
+    let tx = audio.frames.tx.clone();
+    let feeder = tokio::spawn(async move {
+        for n in 0.. {
+            if tx.send(frame(n)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    wait_links(&mut links, |l| !l.input_connected).await;
+    drop(stuck);
+    // A reconnect gets whole frames again, from a frame boundary.
+    let mut again = TcpStream::connect(("127.0.0.1", audio.ports.input))
+        .await
+        .unwrap();
+    wait_links(&mut links, |l| l.input_connected && l.input_accepts == 2).await;
+    let frames = read_frames(&mut again, 3).await;
+    for f in &frames {
+        let first = f.samples().next().unwrap_or(0);
+        let expected: Vec<i16> = (0..320).map(|i| first.wrapping_add(i)).collect();
+        assert_eq!(
+            f.samples().collect::<Vec<_>>(),
+            expected,
+            "a frame cut mid-way"
+        );
+    }
+    feeder.abort();
+    audio.guard.close().await;
 }

@@ -19,21 +19,17 @@ fn open_fds() -> usize {
 async fn closing_releases_ports_and_descriptors() {
     let allocator = PortAllocator::new(33_500..=39_500);
     // Warm up the runtime's own descriptors (reactor, signal pipes) before the baseline.
-    drop(SkypeAudio::bind(
-        &allocator,
-        AudioOptions::default(),
-        &CancellationToken::new(),
-    ));
+    drop(
+        SkypeAudio::bind(&allocator, AudioOptions::default())
+            .map(|a| a.bridged(&CancellationToken::new())),
+    );
     tokio::task::yield_now().await;
     let before = open_fds();
 
     for round in 0..3 {
-        let mut audio = SkypeAudio::bind(
-            &allocator,
-            AudioOptions { setsockopt: true },
-            &CancellationToken::new(),
-        )
-        .expect("ports bind");
+        let mut audio = SkypeAudio::bind(&allocator, AudioOptions { setsockopt: true })
+            .map(|a| a.bridged(&CancellationToken::new()))
+            .expect("ports bind");
         let ports = audio.ports;
         let mut links = audio.guard.links();
         let mut input = TcpStream::connect(("127.0.0.1", ports.input))

@@ -49,7 +49,7 @@ async fn a_call_carries_each_voice_to_the_other_side() {
     .await
     .unwrap();
     let allocator = PortAllocator::new(34_000..=38_000);
-    let audio = SkypeAudio::bind(&allocator, AudioOptions { setsockopt: true }, &cancel).unwrap();
+    let audio = SkypeAudio::bind(&allocator, AudioOptions { setsockopt: true }).unwrap();
 
     // The fake Skype client connects to both ports and talks a 1 kHz tone every 20 ms.
     let mut input = TcpStream::connect(("127.0.0.1", audio.ports.input))
@@ -90,7 +90,7 @@ async fn a_call_carries_each_voice_to_the_other_side() {
     let tap = WavTap::create(&tap_path).unwrap();
     let counters = Arc::new(PumpCounters::default());
     let pump = tokio::spawn(pump::run(
-        audio.frames,
+        audio.side,
         fork.frames,
         PumpConfig::default(),
         Arc::clone(&counters),
@@ -127,7 +127,10 @@ async fn a_call_carries_each_voice_to_the_other_side() {
     assert_eq!(report.stop, PumpStop::SwitchClosed);
     assert!(report.to_switch.frames_out >= 40, "{report:?}");
     assert!(report.to_skype.frames_out >= 40, "{report:?}");
-    audio.guard.close().await;
+    // The pump owned the ports: they are closed now.
+    assert!(TcpStream::connect(("127.0.0.1", audio.ports.input))
+        .await
+        .is_err());
     talker.abort();
 
     // The tap has both directions, left = Skype's voice, right = the caller's.

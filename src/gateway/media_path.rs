@@ -9,7 +9,7 @@ use crate::media::pump::{self, DirectionCounters, PumpConfig, PumpCounters, Pump
 use crate::media::side::{FrameDuplex, MediaSide, Offer};
 use crate::shutdown::CancellationToken;
 use crate::skype::api::{CallAction, CallId, Command};
-use crate::skype::audio::{AudioGuard, AudioOptions, SkypeAudio};
+use crate::skype::audio::{AudioOptions, SkypeAudio, SkypePorts};
 use crate::skype::session::SessionHandle;
 use crate::switch::media::ForkToken;
 use crate::switch::outbound::ChannelControl;
@@ -42,8 +42,8 @@ const INBAND_DIGITS: usize = 16;
 /// A running media path. Closing it stops the pump, the ports and the fork.
 pub struct MediaPath {
     cancel: CancellationToken,
+    /// Owns the Skype ports and the switch side: they close when it ends.
     pump: Option<JoinHandle<PumpReport>>,
-    audio: Option<AudioGuard>,
     fork: bool,
     /// Where the pump's counters are reported while the call lasts, and added up after.
     totals: Arc<crate::metrics::MediaTotals>,
@@ -55,7 +55,7 @@ pub struct MediaPath {
 /// The Skype side of the pump with a DTMF detector listening to what the Skype party says
 /// (`skype_get_inband_dtmf`: SkypeIn / SkypeOut callers key digits as tones).
 struct InbandDtmf {
-    inner: FrameDuplex,
+    inner: SkypePorts,
     detector: DtmfDetector,
     reported: usize,
     samples: Vec<i16>,
@@ -79,8 +79,8 @@ impl InbandDtmf {
 
 impl MediaSide for InbandDtmf {
     async fn recv(&mut self) -> Option<Frame> {
-        // Cancel-safe: the only await is the channel's, and a frame is handled at once.
-        let frame = self.inner.rx.recv().await?;
+        // Cancel-safe: the ports' `recv` is, and a frame is handled at once.
+        let frame = self.inner.recv().await?;
         self.listen(&frame);
         Some(frame)
     }
@@ -140,9 +140,6 @@ impl MediaPath {
             let _ = pump.await;
         }
         self.totals.closed(&self.call);
-        if let Some(audio) = self.audio.take() {
-            audio.close().await;
-        }
         if self.fork {
             if let Some(channel) = channel.filter(|c| !c.is_hung_up()) {
                 if let Err(e) = channel.stop_audio_fork().await {
@@ -176,7 +173,6 @@ pub async fn open(
         AudioOptions {
             setsockopt: cfg.setsockopt,
         },
-        &cancel,
     )?;
     for action in [
         CallAction::SetInput {
@@ -227,7 +223,7 @@ pub async fn open(
     let (pump, inband) = if inband_dtmf {
         let (digits, inband) = mpsc::channel(INBAND_DIGITS);
         let skype = InbandDtmf {
-            inner: audio.frames,
+            inner: audio.side,
             detector: DtmfDetector::new(),
             reported: 0,
             samples: Vec::with_capacity(crate::media::dsp::SAMPLES_PER_FRAME),
@@ -237,7 +233,7 @@ pub async fn open(
         (gw.tasks.spawn(run.in_current_span()), Some(inband))
     } else {
         let run = pump::run(
-            audio.frames,
+            audio.side,
             switch_side,
             config,
             counters,
@@ -250,7 +246,6 @@ pub async fn open(
     Ok(MediaPath {
         cancel,
         pump: Some(pump),
-        audio: Some(audio.guard),
         fork,
         totals: Arc::clone(&gw.metrics.media),
         call,
