@@ -47,7 +47,7 @@ impl StatusSource for GatewayStatus {
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let log_bus = crate::telemetry::init(&settings.log);
+    let log_bus = crate::telemetry::init(&settings.log, &settings.cluster.host);
     let settings = Arc::new(settings);
     let stop = CancellationToken::new();
     info!(

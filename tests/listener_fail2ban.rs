@@ -98,6 +98,17 @@ async fn the_fail2ban_filter_matches_failed_logins_in_both_log_formats() {
         }
         let hosts = fail2ban_hosts(&log);
         assert_eq!(hosts, ["127.0.0.1", "127.0.0.1"], "{format}:\n{log}");
+        // Each line names the sidecar (`cluster.host`), without disturbing the filter.
+        let tag = match format {
+            "text" => " host=sidecar-test",
+            _ => "{\"host\":\"sidecar-test\",",
+        };
+        assert!(
+            log.lines()
+                .filter(|l| l.contains("listener authentication failure"))
+                .all(|l| l.contains(tag)),
+            "{format}:\n{log}"
+        );
         // Nothing else in the log counts as a failure.
         let others: Vec<&str> = log
             .lines()

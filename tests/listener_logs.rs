@@ -8,10 +8,13 @@ use skypopen::config::{LogFormat, LogSettings};
 
 #[tokio::test]
 async fn log_streams_own_lines_until_nolog() {
-    let logs = skypopen::telemetry::init(&LogSettings {
-        format: LogFormat::Text,
-        level: "debug".into(),
-    });
+    let logs = skypopen::telemetry::init(
+        &LogSettings {
+            format: LogFormat::Text,
+            level: "debug".into(),
+        },
+        "test-host",
+    );
     let server = Server::start_with(|_| {}, 64, logs).await;
     let mut client = Client::login(server.addr).await;
     assert_eq!(client.reply_text("log 7").await, "+OK log level 7 [7]");

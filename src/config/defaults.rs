@@ -136,6 +136,28 @@ pub fn clients() -> ClientsSettings {
         stop_grace_secs: stop_grace_secs(),
     }
 }
+/// The machine's host name (what `hostname` prints) cut to what `cluster.host` allows, or
+/// `skypopen` when it cannot be read.
+pub fn host_name() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        "skypopen".to_string()
+    } else {
+        name
+    }
+}
+pub fn cluster() -> ClusterSettings {
+    ClusterSettings {
+        host: host_name(),
+        arbitrate: false,
+    }
+}
 pub fn state() -> StateSettings {
     StateSettings { dir: state_dir() }
 }

@@ -116,6 +116,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub calls: CallSettings,
     pub metrics: MetricsSettings,
+    pub cluster: ClusterSettings,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -230,6 +231,9 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     let log: LogSettings = section(&mut tree, "log", problems).unwrap_or_else(defaults::log);
     let calls: CallSettings = section(&mut tree, "calls", problems).unwrap_or_else(defaults::calls);
     let metrics: MetricsSettings = section(&mut tree, "metrics", problems).unwrap_or_default();
+    let cluster: ClusterSettings =
+        section(&mut tree, "cluster", problems).unwrap_or_else(defaults::cluster);
+    validate::host_name(&cluster.host, problems);
     validate::call_timers(&calls, problems);
     let defaults_params: InterfaceParams =
         section(&mut tree, "defaults", problems).unwrap_or_default();
@@ -296,6 +300,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         log,
         calls,
         metrics,
+        cluster,
         interfaces,
     }
 }

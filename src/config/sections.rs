@@ -171,6 +171,21 @@ pub struct StateSettings {
     pub dir: PathBuf,
 }
 
+/// This sidecar among several behind one FreeSWITCH.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Names this sidecar in `sk list`, its logs, the channel variables of the calls it
+    /// originates and the events it fires.
+    #[serde(default = "defaults::host_name")]
+    pub host: String,
+    /// Set when the same Skype account is served by sidecars on several hosts: a ring, an
+    /// incoming chat and a `chat SKYPE|...` request are then claimed in FreeSWITCH's mod_hash
+    /// first, so only one host acts on each.
+    #[serde(default)]
+    pub arbitrate: bool,
+}
+
 /// Where Prometheus scrapes `/metrics` and a monitor asks `/health`; off when unset.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -298,6 +313,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "log",
     "calls",
     "metrics",
+    "cluster",
     "defaults",
     "interface",
 ];

@@ -176,3 +176,20 @@ fn two_spellings_of_one_x_server_are_refused() {
     // Another host's display 101 is another server.
     load_str(&interfaces_toml(&[(1, ":101"), (2, "otherhost:101")])).unwrap();
 }
+
+#[test]
+fn a_host_name_that_cannot_travel_in_variables_is_refused() {
+    let problems = match load_str("[cluster]\nhost = \"box a,b\"\n") {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string().contains("cluster.host") && p.to_string().contains("host name")),
+        "{problems:?}"
+    );
+    let ok = load_str("[cluster]\nhost = \"box-a.example\"\narbitrate = true\n").unwrap();
+    assert_eq!(ok.cluster.host, "box-a.example");
+    assert!(ok.cluster.arbitrate);
+}

@@ -139,6 +139,25 @@ pub fn log_level(level: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// A host name travels in channel variables, event headers and mod_hash values, so it keeps
+/// to the characters of a DNS label (and dots).
+pub fn host_name(host: &str, problems: &mut Vec<Problem>) {
+    let valid = !host.is_empty()
+        && host.len() <= 63
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        problems.push(Problem::new(
+            "cluster.host",
+            format!(
+                "{host:?} is not a host name: 1 to 63 of letters, digits, '.', '-' and '_' \
+                 (it names this sidecar in channel variables and mod_hash values)"
+            ),
+        ));
+    }
+}
+
 /// The highest interface id: 4095 rather than the original's 63, far more than one host's
 /// clients, small enough that the gateway's table indexed by id stays small.
 pub const MAX_INTERFACE_ID: u32 = 4095;

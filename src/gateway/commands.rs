@@ -91,6 +91,8 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
         "list" => {
             let full = words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("full"));
             out.push_str(&gw.registry.render_list(full));
+            // After the original's table, so tools that parse it still find it unchanged.
+            out.push_str(&format!("Host: {}\n", gw.settings.cluster.host));
         }
         "calls" => out.push_str(&render_calls(gw)),
         "help" => out.push_str(SK_HELP),

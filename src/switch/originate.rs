@@ -44,6 +44,8 @@ pub struct InboundOriginate<'a> {
     pub interface: &'a str,
     pub skype_call_id: &'a str,
     pub skype_user: &'a str,
+    /// The sidecar's `cluster.host`, so the dialplan and CDRs know which box carries the call.
+    pub host: &'a str,
     pub initial_skype_user: Option<&'a str>,
     pub destination: &'a str,
     pub context: &'a str,
@@ -72,6 +74,7 @@ impl InboundOriginate<'_> {
         push_var(&mut vars, "skypopen_interface", self.interface);
         push_var(&mut vars, "skypopen_call_id", self.skype_call_id);
         push_var(&mut vars, "skype_user", self.skype_user);
+        push_var(&mut vars, "skypopen_host", self.host);
         if let Some(initial) = self.initial_skype_user {
             push_var(&mut vars, "initial_skype_user", initial);
         }
@@ -112,6 +115,7 @@ mod tests {
             interface: "interface1",
             skype_call_id: "42",
             skype_user: "user1",
+            host: "box-a",
             initial_skype_user: None,
             destination: "5000",
             context: "default",
@@ -129,7 +133,8 @@ mod tests {
             text,
             "{origination_uuid='3f1e',origination_caller_id_number='bob',\
              origination_caller_id_name='Bob B',skypopen_interface='interface1',\
-             skypopen_call_id='42',skype_user='user1',send_silence_when_idle='-1'}\
+             skypopen_call_id='42',skype_user='user1',skypopen_host='box-a',\
+             send_silence_when_idle='-1'}\
              loopback/5000/default/XML &socket('127.0.0.1:8084 async full')"
         );
     }

@@ -79,6 +79,8 @@ audio_ports = "12000-15999"
 dir = "{state}"
 [log]
 level = "info,skypopen=debug"
+[cluster]
+host = "sidecar-test"
 "#,
             esl = free_port(),
             network = free_port(),

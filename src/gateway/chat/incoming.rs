@@ -306,6 +306,7 @@ impl Worker {
             body: String::new(),
             timestamp: 0,
             during_call: false,
+            host: self.gw.settings.cluster.host.clone(),
         };
         for reply in [chatname, from_handle, from_dispname, body, timestamp] {
             match reply? {

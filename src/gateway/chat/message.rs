@@ -25,6 +25,8 @@ pub struct IncomingChat {
     pub timestamp: u64,
     /// Whether the interface had a call up when the message was delivered.
     pub during_call: bool,
+    /// The sidecar (`cluster.host`) that delivered it.
+    pub host: String,
 }
 
 /// Identity of a message across interfaces of the same account: their message ids differ,
@@ -122,6 +124,7 @@ impl IncomingChat {
             // (a sidecar killed between FreeSWITCH's acceptance and the ledger's write, or a
             // sibling interface of the same account) carries the same value.
             (MESSAGE_KEY_HEADER, self.key().to_hex()),
+            ("skypopen_host", self.host.clone()),
         ]
         .into_iter()
         .map(|(name, value)| (name, one_line(&value)))
@@ -163,6 +166,7 @@ mod tests {
             body: "Grüße – привет 👋\nsecond line".into(),
             timestamp: 1_795_379_128,
             during_call: false,
+            host: "box-a".into(),
         }
     }
 
@@ -185,7 +189,8 @@ mod tests {
                 "from_user",
                 "to_user",
                 "during-call",
-                "skypopen_message_key"
+                "skypopen_message_key",
+                "skypopen_host"
             ]
         );
         let headers = sample().headers();

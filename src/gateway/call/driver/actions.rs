@@ -146,6 +146,7 @@ impl Driver {
         let (name, value) = match var {
             ChannelVar::SkypeUser => ("skype_user", self.ctx.cfg.skype_user.clone()),
             ChannelVar::Interface => ("skypopen_interface", self.ctx.cfg.name.clone()),
+            ChannelVar::Host => ("skypopen_host", self.ctx.gw.settings.cluster.host.clone()),
             ChannelVar::SkypeCallId => match self.skype_call {
                 Some(id) => ("skypopen_call_id", id.to_string()),
                 None => return,
@@ -226,6 +227,7 @@ impl Driver {
                     interface: &cfg.name,
                     skype_call_id: &skype_call,
                     skype_user: &cfg.skype_user,
+                    host: &gw.settings.cluster.host,
                     initial_skype_user: initial.as_deref(),
                     destination: &cfg.destination,
                     context: &cfg.context,

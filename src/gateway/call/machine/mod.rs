@@ -153,6 +153,7 @@ impl CallMachine {
                 self.emit(Action::Publish);
                 self.emit(Action::SetVar(ChannelVar::SkypeUser));
                 self.emit(Action::SetVar(ChannelVar::Interface));
+                self.emit(Action::SetVar(ChannelVar::Host));
                 self.emit(Action::PlaceCall);
             }
             Direction::Inbound => {

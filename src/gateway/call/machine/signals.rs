@@ -116,6 +116,8 @@ pub enum Input {
 pub enum ChannelVar {
     SkypeUser,
     Interface,
+    /// `skypopen_host`: which sidecar carries the call when several serve one switch.
+    Host,
     SkypeCallId,
 }
 

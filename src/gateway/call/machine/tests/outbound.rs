@@ -14,6 +14,7 @@ fn outbound_call_flow_relays_progress_then_answers_and_opens_media() {
             Action::Publish,
             Action::SetVar(ChannelVar::SkypeUser),
             Action::SetVar(ChannelVar::Interface),
+            Action::SetVar(ChannelVar::Host),
             Action::PlaceCall,
         ]
     );

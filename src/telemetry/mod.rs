@@ -2,7 +2,10 @@
 //! module, and a tap that streams the same records to listener connections that asked for
 //! them with `log <level>` (as FreeSWITCH's `log/data`).
 
+mod host_tag;
+
 use crate::config::{LogFormat, LogSettings};
+use host_tag::{HostTagged, Shape};
 use std::fmt::Write as _;
 use tokio::sync::broadcast;
 use tracing::field::{Field, Visit};
@@ -127,8 +130,9 @@ fn filter_directives(level: &str) -> String {
     }
 }
 
-/// Installs the global subscriber. Returns the bus the listener streams from.
-pub fn init(settings: &LogSettings) -> LogBus {
+/// Installs the global subscriber; every line names `host`. Returns the bus the listener
+/// streams from.
+pub fn init(settings: &LogSettings, host: &str) -> LogBus {
     let bus = LogBus::new();
     let filter = EnvFilter::try_new(filter_directives(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -139,7 +143,7 @@ pub fn init(settings: &LogSettings) -> LogBus {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .with_writer(std::io::stderr),
+                    .with_writer(HostTagged::new(std::io::stderr, host, Shape::Text)),
             )
             .try_init(),
         LogFormat::Json => registry
@@ -149,7 +153,7 @@ pub fn init(settings: &LogSettings) -> LogBus {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(HostTagged::new(std::io::stderr, host, Shape::Json)),
             )
             .try_init(),
     };
