@@ -33,6 +33,13 @@ enum Command {
         /// The original `skypopen.conf.xml`.
         xml: PathBuf,
     },
+    /// Print the dialplan (for conf/dialplan/default/) that offers each call to several
+    /// sidecar hosts in order: the next one when a host is full or unreachable.
+    HostsDialplan {
+        /// Each host's `switch.outbound_listen`, as host:port, in the order to try them.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+    },
     /// One screen of the running sidecar: the FreeSWITCH link, interfaces, live calls and
     /// waiting chats. Exit status 0 when it can carry calls, 1 when not, 2 when unreachable.
     Status {
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     report(match cli.command.unwrap_or(Command::Run) {
         Command::MigrateConfig { xml } => migrate_config(&xml),
+        Command::HostsDialplan { hosts } => hosts_dialplan(&hosts),
         command => with_config(cli.config, command),
     })
 }
@@ -84,7 +92,13 @@ fn with_config(config: Option<PathBuf>, command: Command) -> anyhow::Result<Exit
             listener_command(&config, line, status_unhealthy)
         }
         Command::MigrateConfig { xml } => migrate_config(&xml),
+        Command::HostsDialplan { hosts } => hosts_dialplan(&hosts),
     }
+}
+
+fn hosts_dialplan(hosts: &[String]) -> anyhow::Result<ExitCode> {
+    print!("{}", skypopen::switch::hosts_dialplan::render(hosts)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(result: anyhow::Result<ExitCode>) -> ExitCode {

@@ -1,5 +1,7 @@
 //! Where a new outbound channel goes: the interface and Skype destination its dial string
-//! names, or the cause it is refused with.
+//! names, or the cause it is refused with. A channel whose dialplan asked for overflow
+//! (`skypopen_overflow=resume`) is handed back rather than refused when this host has no room,
+//! so the dialplan's next `socket` action offers it to the next sidecar host.
 
 use super::causes::{HangupCause, SkypeOutcome};
 use super::dialstring::{self, Pick};
@@ -7,7 +9,7 @@ use super::interface::{InterfaceHandle, InterfaceRequest};
 use super::registry::{ClaimError, Reservation};
 use super::Gateway;
 use crate::skype::api::{self, Handle};
-use crate::switch::outbound::ChannelHandle;
+use crate::switch::outbound::{ChannelData, ChannelHandle, OverflowReason};
 use tracing::{info, warn, Instrument};
 
 /// A new `socket` connection that is not an inbound call's: pick the interface, check the
@@ -18,8 +20,8 @@ pub(crate) async fn place_outbound(gw: Gateway, channel: ChannelHandle) {
     async move {
         let (iface, destination, reservation) = match route(&gw, &channel) {
             Ok(routed) => routed,
-            Err(cause) => {
-                let _ = channel.control.hangup_with(cause).await;
+            Err(refusal) => {
+                refuse(&gw, channel, refusal).await;
                 return;
             }
         };
@@ -41,13 +43,64 @@ pub(crate) async fn place_outbound(gw: Gateway, channel: ChannelHandle) {
     .await
 }
 
+/// Why a channel is not placed here; `overflow` when another host might still place it.
+struct Refusal {
+    cause: HangupCause,
+    overflow: Option<OverflowReason>,
+}
+
+impl From<HangupCause> for Refusal {
+    fn from(cause: HangupCause) -> Refusal {
+        Refusal {
+            cause,
+            overflow: None,
+        }
+    }
+}
+
+impl Refusal {
+    fn no_room(reason: OverflowReason) -> Refusal {
+        Refusal {
+            cause: SkypeOutcome::NoIdleInterface.cause(),
+            overflow: Some(reason),
+        }
+    }
+}
+
+async fn refuse(gw: &Gateway, channel: ChannelHandle, refusal: Refusal) {
+    if let Some(reason) = refusal.overflow.filter(|_| wants_overflow(channel.data())) {
+        match channel
+            .control
+            .hand_back(reason, &gw.settings.cluster.host)
+            .await
+        {
+            Ok(()) => {
+                info!(
+                    reason = reason.as_str(),
+                    "no room on this host: channel handed back to the dialplan"
+                );
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot hand the channel back; hanging it up"),
+        }
+    }
+    let _ = channel.control.hangup_with(refusal.cause).await;
+}
+
+/// The N-host dialplan sets `skypopen_overflow=resume`; the one-host dialplan does not, and
+/// there a full host refuses the call as it always did.
+fn wants_overflow(data: &ChannelData) -> bool {
+    data.variable("skypopen_overflow")
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("resume"))
+}
+
 fn route(
     gw: &Gateway,
     channel: &ChannelHandle,
-) -> Result<(InterfaceHandle, Handle, Reservation), HangupCause> {
+) -> Result<(InterfaceHandle, Handle, Reservation), Refusal> {
     if gw.is_draining() {
         warn!("refusing call: the sidecar is stopping");
-        return Err(SkypeOutcome::NoIdleInterface.cause());
+        return Err(Refusal::no_room(OverflowReason::Stopping));
     }
     let number = channel.data().destination_number().unwrap_or("");
     let target = dialstring::parse(number).map_err(|e| {
@@ -63,12 +116,15 @@ fn route(
         Pick::Named(name) => gw.registry.claim(name),
     };
     let reservation = reservation.map_err(|e| {
-        let cause = match e {
-            ClaimError::NotFound(_) => HangupCause::ChanNotImplemented,
-            _ => SkypeOutcome::NoIdleInterface.cause(),
+        let refusal = match e {
+            ClaimError::NotFound(_) => Refusal {
+                cause: HangupCause::ChanNotImplemented,
+                overflow: Some(OverflowReason::UnknownInterface),
+            },
+            _ => Refusal::no_room(OverflowReason::NoIdleInterface),
         };
-        warn!(%destination, error = %e, cause = cause.as_str(), "refusing call: no interface");
-        cause
+        warn!(%destination, error = %e, cause = refusal.cause.as_str(), "refusing call: no interface");
+        refusal
     })?;
     let Some(iface) = gw
         .interfaces
@@ -76,7 +132,7 @@ fn route(
         .map(|i| i.value().clone())
     else {
         warn!("interface vanished while placing a call");
-        return Err(SkypeOutcome::NoIdleInterface.cause());
+        return Err(Refusal::no_room(OverflowReason::NoIdleInterface));
     };
     Ok((iface, destination, reservation))
 }

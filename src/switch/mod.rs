@@ -4,6 +4,7 @@
 
 pub mod esl;
 pub mod event_link;
+pub mod hosts_dialplan;
 pub mod inbound;
 pub mod link;
 pub mod listener;

@@ -10,6 +10,7 @@ mod events;
 
 pub use channel::{ChannelControl, ChannelHandle, ExecuteComplete};
 pub use channel_data::{CallerId, ChannelData, ChannelDataError, Control, SocketMode};
+pub use commands::OverflowReason;
 pub use events::{ChannelEvent, ChannelStatus, Hangup};
 
 use freeswitch_esl_tokio::{EslClient, EslConnectOptions, EslError, EventFormat};

@@ -7,6 +7,7 @@ use super::events::{ChannelEvent, ChannelStatus, Hangup};
 use super::{OutboundError, OutboundOptions};
 use freeswitch_esl_tokio::{ConnectionStatus, EslClient, EslEvent, EslEventStream};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -66,6 +67,9 @@ struct Inner {
     status: watch::Receiver<ChannelStatus>,
     waiters: Waiters,
     command_timeout: Duration,
+    /// Set once FreeSWITCH was told to `resume`: releasing the channel then closes the
+    /// socket without hanging up, and the dialplan goes on.
+    handed_back: Arc<AtomicBool>,
     _release: DropGuard,
 }
 
@@ -227,6 +231,19 @@ impl ChannelControl {
         Ok(reply.body().unwrap_or("").to_string())
     }
 
+    /// Gives the channel back to its dialplan instead of hanging it up: `resume` makes
+    /// FreeSWITCH go on with the action after `socket` once the socket closes, and dropping
+    /// the last clone now closes the socket with the channel left up.
+    pub async fn resume_dialplan(&self) -> Result<(), OutboundError> {
+        self.inner
+            .client
+            .resume()
+            .await
+            .map_err(|e| self.command_error(e))?;
+        self.inner.handed_back.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Read a channel variable with `getvar`; `None` when unset.
     pub async fn getvar(&self, name: &str) -> Result<Option<String>, OutboundError> {
         check_line("variable name", name)?;
@@ -279,8 +296,10 @@ pub(super) fn start(
     let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
     let waiters: Waiters = Arc::default();
     let released = CancellationToken::new();
+    let handed_back = Arc::new(AtomicBool::new(false));
     let pump = Pump {
         client: client.clone(),
+        handed_back: handed_back.clone(),
         status: status_tx,
         waiters: waiters.clone(),
         out: events_tx,
@@ -299,6 +318,7 @@ pub(super) fn start(
                 status: status_rx,
                 waiters,
                 command_timeout: options.command_timeout,
+                handed_back,
                 _release: released.drop_guard(),
             }),
         },
@@ -308,6 +328,7 @@ pub(super) fn start(
 
 struct Pump {
     client: EslClient,
+    handed_back: Arc<AtomicBool>,
     status: watch::Sender<ChannelStatus>,
     waiters: Waiters,
     out: mpsc::Sender<ChannelEvent>,
@@ -373,7 +394,11 @@ impl Pump {
                 _ = released.cancelled(), if !closing => {
                     closing = true;
                     leave_at = Some(Instant::now() + CLOSE_WAIT);
-                    self.hangup_if_up("NORMAL_CLEARING").await;
+                    if self.handed_back.load(Ordering::Acquire) {
+                        info!("channel handed back to the dialplan");
+                    } else {
+                        self.hangup_if_up("NORMAL_CLEARING").await;
+                    }
                     self.leave().await;
                 }
             }

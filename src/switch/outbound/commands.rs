@@ -18,6 +18,21 @@ impl ChannelControl {
         self.execute("set", Some(&format!("{name}={value}"))).await
     }
 
+    /// Hands the channel over to the next `socket` action of its dialplan (the next sidecar
+    /// host) rather than hanging it up: the channel variables say why and who, then
+    /// `resume`. The socket closes when the caller drops its last handle.
+    pub async fn hand_back(&self, reason: OverflowReason, host: &str) -> Result<(), OutboundError> {
+        for (name, value) in [
+            ("skypopen_overflow_reason", reason.as_str()),
+            ("skypopen_overflow_host", host),
+        ] {
+            let command = format!("uuid_setvar {} {name} {value}", self.uuid());
+            let reply = self.api(&command).await?;
+            expect_ok("uuid_setvar", reply)?;
+        }
+        self.resume_dialplan().await
+    }
+
     /// `uuid_send_dtmf <uuid> <digits>`: the digits reach the far end of this channel.
     pub async fn send_dtmf(&self, digits: &str) -> Result<(), OutboundError> {
         let command = format!("uuid_send_dtmf {} {digits}", self.uuid());
@@ -46,6 +61,27 @@ impl ChannelControl {
         })?;
         let reply = self.api(&command).await?;
         expect_ok("uuid_audio_fork", reply)
+    }
+}
+
+/// Why a sidecar gave a channel back (`skypopen_overflow_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowReason {
+    /// Every interface that could carry the call is busy or down.
+    NoIdleInterface,
+    /// The dial string names an interface this host does not have (another host may).
+    UnknownInterface,
+    /// The sidecar is stopping and takes no new call.
+    Stopping,
+}
+
+impl OverflowReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverflowReason::NoIdleInterface => "no_idle_interface",
+            OverflowReason::UnknownInterface => "unknown_interface",
+            OverflowReason::Stopping => "stopping",
+        }
     }
 }
 

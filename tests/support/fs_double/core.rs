@@ -3,6 +3,7 @@
 //! under one lock; network work is handed to the double's background task as [`Deferred`].
 
 use super::channel::{Channel, Profile, SocketBinding};
+use super::hash::SharedHash;
 use super::wire::{self, Event, Format};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -240,6 +241,8 @@ pub struct State {
     pub never_answering: HashSet<String>,
     /// BACKGROUND_JOBs of originates still ringing, by A-leg uuid: fired when it hangs up.
     pub ringing_jobs: HashMap<String, Event>,
+    /// mod_hash's store, shared by every connection.
+    pub hash: SharedHash,
 }
 
 pub fn now_us() -> u64 {
@@ -265,6 +268,7 @@ impl State {
             failing_destinations: HashMap::new(),
             never_answering: HashSet::new(),
             ringing_jobs: HashMap::new(),
+            hash: SharedHash::default(),
         }
     }
 
@@ -725,6 +729,7 @@ impl State {
         match cmd {
             "status" => "UP 0 years, 0 days, 0 hours, 0 minutes, 1 second, 0 milliseconds, 0 microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n0 session(s) since startup\n0 session(s) - peak 0, last 5min 0 \n0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n".to_string(),
             "originate" => self.originate(args, None),
+            "hash" => self.hash.api(args),
             "uuid_kill" => match words.first() {
                 Some(u) if self.channels.get(*u).is_some_and(|c| c.is_up()) => {
                     let cause = words.get(1).copied().unwrap_or("NORMAL_CLEARING");

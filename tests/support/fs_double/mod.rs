@@ -12,6 +12,8 @@
 pub mod channel;
 pub mod core;
 pub mod fork_client;
+pub mod hash;
+mod hosts;
 mod inbound;
 pub mod replay;
 mod socket;
@@ -288,6 +290,33 @@ impl FsDouble {
             &[("send_silence_when_idle".to_string(), "-1".to_string())],
             true,
         )
+    }
+
+    /// A call to `skype/<dest>` through the dialplan for several sidecar hosts (`skypopen
+    /// hosts-dialplan`): `skypopen_overflow=resume`, then each host's `socket` in order.
+    pub fn dial_skype_hosts(
+        &self,
+        hosts: &[SocketAddr],
+        dest: &str,
+        caller_number: &str,
+    ) -> DialedCall {
+        let first = hosts.first().copied().unwrap_or(([127, 0, 0, 1], 9).into());
+        let variables = [("skypopen_overflow".to_string(), "resume".to_string())];
+        let (caller_leg, socket_leg) = self
+            .core
+            .with(|st| st.dial_route(dest, caller_number, None, &variables, first, true));
+        let plan = hosts::run(self.core.clone(), socket_leg.clone(), hosts.to_vec());
+        let stopped = self.cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopped.cancelled() => {}
+                _ = plan => {}
+            }
+        });
+        DialedCall {
+            socket_leg,
+            caller_leg,
+        }
     }
 
     /// Like [`dial_skype`](Self::dial_skype) with chosen variables and `full` or not.

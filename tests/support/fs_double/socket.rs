@@ -19,17 +19,49 @@ pub async fn run_socket(
     is_async: bool,
     after_connect: Option<Event>,
 ) {
+    match serve_socket(
+        core.clone(),
+        uuid.clone(),
+        addr,
+        full,
+        is_async,
+        after_connect,
+    )
+    .await
+    {
+        // `socket` returns, the dialplan has nothing more: the call ends.
+        SocketEnd::ConnectFailed => {
+            core.with(|st| st.hangup(&uuid, "NORMAL_TEMPORARY_FAILURE", false));
+        }
+        // The session is over: the park ends and, with no more dialplan, the call with it.
+        SocketEnd::Closed => core.with(|st| st.hangup(&uuid, "NORMAL_CLEARING", false)),
+    }
+}
+
+/// How one `socket` action ended; what the dialplan does next is the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketEnd {
+    ConnectFailed,
+    Closed,
+}
+
+/// One `socket` action: connect, obey the session's commands until it closes. The channel is
+/// left as it is (up or not).
+pub async fn serve_socket(
+    core: Arc<Core>,
+    uuid: String,
+    addr: SocketAddr,
+    full: bool,
+    is_async: bool,
+    after_connect: Option<Event>,
+) -> SocketEnd {
     let stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(_) => {
-            // `socket` returns, the dialplan has nothing more: the call ends.
-            core.with(|st| {
-                if let Some(job) = after_connect {
-                    st.fire(job);
-                }
-                st.hangup(&uuid, "NORMAL_TEMPORARY_FAILURE", false);
-            });
-            return;
+            if let Some(job) = after_connect {
+                core.with(|st| st.fire(job));
+            }
+            return SocketEnd::ConnectFailed;
         }
     };
     let _ = stream.set_nodelay(true);
@@ -55,7 +87,6 @@ pub async fn run_socket(
             break;
         }
     }
-    // The session is over: the park ends and, with no more dialplan, the call with it.
     core.with(|st| {
         if st.subs.contains_key(&sub) {
             if let Some(s) = st.subs.get(&sub) {
@@ -68,8 +99,8 @@ pub async fn run_socket(
                 b.connected = false;
             }
         }
-        st.hangup(&uuid, "NORMAL_CLEARING", false);
     });
+    SocketEnd::Closed
 }
 
 /// Handles one command of the controlled session; true when the session ends.
@@ -151,7 +182,13 @@ fn socket_command(
                 .map(str::to_string);
             wire::command_reply(value.as_deref().unwrap_or("-ERR command not found"))
         }
-        "resume" => wire::command_reply("+OK"),
+        "resume" => {
+            // As mod_event_socket: the flag, and the variable that outlives the session.
+            if let Some(c) = st.channels.get_mut(uuid) {
+                c.set_variable("socket_resume", "true");
+            }
+            wire::command_reply("+OK")
+        }
         "divert_events" => wire::command_reply("+OK events diverted"),
         "sendevent" => super::inbound::sendevent(st, command),
         "exit" | "..." => {
