@@ -3,6 +3,7 @@
 //! the call with that id.
 
 use super::call::{self, CallDone, CallInput};
+use super::cluster::{Subject, Verdict};
 use super::registry::{IfaceState, Reservation};
 use super::Gateway;
 use crate::config::InterfaceConfig;
@@ -26,6 +27,8 @@ const CALL_INBOX: usize = 64;
 const TRANSFER_DEDUPE: Duration = Duration::from_secs(2);
 /// How long a busy interface waits for a sibling that is taking a ring to say whose.
 const SIBLING_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a busy host lets a host with a free interface claim a ring first.
+const OTHER_HOSTS_PATIENCE: Duration = Duration::from_millis(500);
 /// A call that does not take a notification within this long is stuck; it loses it.
 const FORWARD_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -316,6 +319,32 @@ impl Actor {
     }
 }
 
+/// With several hosts serving the account, one whose interface is free takes the ring; a busy
+/// host waits that long first, then claims the ring in mod_hash so that only one host
+/// transfers it. Unclaimed (FreeSWITCH cannot be asked): this host goes ahead.
+async fn transfer_is_ours(gw: &Gateway, account_caller: &(String, String)) -> bool {
+    if !gw.cluster.arbitrates() {
+        return true;
+    }
+    tokio::time::sleep(OTHER_HOSTS_PATIENCE).await;
+    let key = format!("{}|{}", account_caller.0, account_caller.1);
+    match gw.cluster.claim(Subject::Ring, &key).await {
+        Ok(Verdict::Mine(claim)) => {
+            let cluster = gw.clone();
+            gw.tasks.spawn(async move {
+                tokio::time::sleep(TRANSFER_DEDUPE).await;
+                cluster.cluster.release(claim).await;
+            });
+            true
+        }
+        Ok(Verdict::Theirs { .. } | Verdict::Done) => false,
+        Err(e) => {
+            warn!(error = %e, "cannot claim the ring in FreeSWITCH; transferring it here");
+            true
+        }
+    }
+}
+
 /// A ring on a busy interface. If another interface of the same account is free it rings
 /// there too and will take the call; otherwise hand it to a free interface of another account
 /// with `ALTER CALL <id> TRANSFER`, or reject it.
@@ -389,6 +418,10 @@ async fn transfer_or_reject(gw: Gateway, cfg: InterfaceConfig, session: SessionH
         tokio::time::sleep(TRANSFER_DEDUPE).await;
         claims.ring_claims.remove(&marker);
     });
+    if !transfer_is_ours(&gw, &account_caller).await {
+        debug!(skype_call = %id, %caller, "another host takes or transfers this ring");
+        return;
+    }
     if let Ok(reservation) = gw.registry.hunt(Some(&cfg.skype_user)) {
         let Some(target) = gw.registry.get(reservation.id()) else {
             return;

@@ -10,6 +10,7 @@
 pub mod call;
 pub mod causes;
 pub mod chat;
+pub mod cluster;
 pub mod commands;
 pub mod dialstring;
 pub mod interface;
@@ -87,6 +88,8 @@ pub struct Shared {
     /// The client supervisor, when the sidecar manages its clients (set once by `run`).
     pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
+    /// The other sidecar hosts serving the same accounts, as far as claims go.
+    pub cluster: Arc<cluster::Cluster>,
     pub metrics: Arc<Metrics>,
     pub cancel: CancellationToken,
     /// Every task of the gateway but the calls (interfaces, chats, helpers), so a stop can
@@ -122,6 +125,12 @@ impl Gateway {
     ) -> Gateway {
         let audio_ports = PortAllocator::new(settings.audio_ports.clone());
         let unicast_ports = UnicastPorts::new(settings.unicast_ports.clone());
+        let cluster = Arc::new(cluster::Cluster::new(
+            switch.clone(),
+            settings.cluster.host.clone(),
+            settings.cluster.arbitrate,
+            cancel.child_token(),
+        ));
         Gateway(Arc::new(Shared {
             settings,
             registry: Registry::new(),
@@ -136,6 +145,7 @@ impl Gateway {
             live_calls: DashMap::new(),
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
+            cluster,
             metrics,
             calls_stop: cancel.child_token(),
             cancel,

@@ -102,6 +102,12 @@ impl SwitchLink {
         self.writer.sendevent(name, headers, body).await
     }
 
+    /// `api <command>`: the output as FreeSWITCH wrote it. For the typed commands of this
+    /// module tree only.
+    pub(super) async fn api_text(&self, command: &str) -> Result<String, InboundError> {
+        self.inbound.api(command).await
+    }
+
     /// What FreeSWITCH asks for, for the chat sender: since the link was made the first time,
     /// from now on after that.
     pub fn chat_requests(&self) -> Requests {

@@ -12,6 +12,7 @@ pub mod media;
 pub mod originate;
 pub mod outbound;
 pub mod requests;
+pub mod shared_hash;
 pub mod unicast;
 
 /// The cause a channel is hung up with; the ESL crate's type, named here so the gateway

@@ -22,6 +22,9 @@ pub struct ChatRequest {
     pub hint: Option<String>,
     pub to: String,
     pub body: String,
+    /// The event's identity in FreeSWITCH (`Core-UUID:Event-Sequence`): every sidecar
+    /// subscribed sees the same value for the same request.
+    pub event_id: Option<String>,
 }
 
 /// A command line for the `sk` family.
@@ -93,6 +96,9 @@ fn chat_request(event: &EslEvent) -> Option<ChatRequest> {
         hint: header("hint"),
         to: header("to").unwrap_or_default(),
         body: event.body().unwrap_or("").to_string(),
+        event_id: header("Core-UUID")
+            .zip(header("Event-Sequence"))
+            .map(|(core, sequence)| format!("{core}:{sequence}")),
     })
 }
 

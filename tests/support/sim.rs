@@ -26,11 +26,11 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
-/// A running `skype-sim network`, killed when dropped.
+/// A running `skype-sim network`, killed when dropped (unless attached to one another owns).
 pub struct SimNetwork {
     pub addr: SocketAddr,
-    child: Child,
-    _log: ChildLog,
+    child: Option<Child>,
+    _log: Option<ChildLog>,
 }
 
 impl SimNetwork {
@@ -49,6 +49,15 @@ impl SimNetwork {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("skype-sim network did not start on {addr}");
+    }
+
+    /// A network someone else runs (and stops).
+    pub fn attach(addr: SocketAddr) -> SimNetwork {
+        SimNetwork {
+            addr,
+            child: None,
+            _log: None,
+        }
     }
 
     /// Starts a network with exactly these extra flags.
@@ -82,8 +91,8 @@ impl SimNetwork {
             if TcpStream::connect(addr).is_ok() {
                 return Some(SimNetwork {
                     addr,
-                    child,
-                    _log: log,
+                    child: Some(child),
+                    _log: Some(log),
                 });
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -183,12 +192,14 @@ impl SimNetwork {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

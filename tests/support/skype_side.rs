@@ -64,6 +64,9 @@ pub struct StackSpec {
     pub media: Media,
     /// Where the sidecar sends incoming Skype calls (`[defaults] destination`).
     pub destination: String,
+    /// Join this running `skype-sim network` instead of starting one (several sidecar hosts
+    /// in one test share one Skype network).
+    pub shared_network: Option<SocketAddr>,
 }
 
 /// How call audio travels between the double's channels and the sidecar (`[switch] media`).
@@ -89,6 +92,7 @@ impl StackSpec {
             network_args: Vec::new(),
             media: Media::AudioFork,
             destination: "5000".into(),
+            shared_network: None,
         }
     }
 
@@ -136,7 +140,10 @@ impl SkypeSide {
         } else {
             spec.network_args.iter().map(String::as_str).collect()
         };
-        let net = SimNetwork::start_with(&net_args);
+        let net = match spec.shared_network {
+            Some(addr) => SimNetwork::attach(addr),
+            None => SimNetwork::start_with(&net_args),
+        };
         let mut displays = Vec::new();
         let mut clients = Vec::new();
         for iface in &spec.interfaces {

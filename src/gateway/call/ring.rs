@@ -1,8 +1,11 @@
 //! An incoming ring before its call starts: who is calling, and whether this interface takes
 //! the ring. Several interfaces logged in as one account all see the same ring; the first to
-//! claim (account, caller) takes it, so one Skype call makes one FreeSWITCH call.
+//! claim (account, caller) takes it, so one Skype call makes one FreeSWITCH call. Siblings on
+//! this host meet in `ring_claims`; with `cluster.arbitrate` the winner here then claims the
+//! ring in FreeSWITCH's mod_hash against the other hosts.
 
 use super::CallContext;
+use crate::gateway::cluster::{Claim, Subject, Verdict};
 use crate::gateway::registry::Reservation;
 use crate::skype::api::{CallEvent, CallId, CallProperty, Command, Notification};
 use crate::skype::session::SessionHandle;
@@ -21,6 +24,8 @@ pub(super) struct Caller {
     pub claim: (String, String),
     /// The account that transferred the call here, when it was transferred.
     pub initial_skype_user: Option<String>,
+    /// The ring's claim against the other hosts, released when the call ends.
+    pub cluster_claim: Option<Claim>,
 }
 
 /// Reads the caller and claims the ring; `None` when a sibling interface took it already
@@ -51,6 +56,14 @@ pub(super) async fn take(
             free.insert(ctx.cfg.id);
         }
     }
+    let cluster_claim = match claim_across_hosts(ctx, &claim).await {
+        Some(cluster_claim) => cluster_claim,
+        None => {
+            ctx.gw.ring_claims.remove(&claim);
+            drop(reservation);
+            return None;
+        }
+    };
     reservation.commit();
     let initial_skype_user = ctx
         .gw
@@ -66,7 +79,26 @@ pub(super) async fn take(
         name,
         claim,
         initial_skype_user,
+        cluster_claim: Some(cluster_claim),
     })
+}
+
+/// `None` when another host took the ring. When FreeSWITCH cannot be asked, this host takes
+/// it: a call answered twice is better than a call nobody answers.
+async fn claim_across_hosts(ctx: &CallContext, claim: &(String, String)) -> Option<Claim> {
+    let key = format!("{}|{}", claim.0, claim.1);
+    match ctx.gw.cluster.claim(Subject::Ring, &key).await {
+        Ok(Verdict::Mine(won)) => Some(won),
+        Ok(Verdict::Theirs { holder, .. }) => {
+            debug!(caller = %claim.1, %holder, "ring taken by another host");
+            None
+        }
+        Ok(Verdict::Done) => None,
+        Err(e) => {
+            warn!(caller = %claim.1, error = %e, "cannot claim the ring in FreeSWITCH; taking it here");
+            Some(ctx.gw.cluster.unclaimed(Subject::Ring, &key))
+        }
+    }
 }
 
 async fn partner(session: &SessionHandle, id: CallId, property: CallProperty) -> Option<String> {

@@ -9,9 +9,16 @@
 //! interfaces see the same messages and a sibling's copy must find the key the first one
 //! recorded. The state file is written by group commit: a delivery waits until a write that
 //! includes its key has finished, and one write covers every key recorded before it began.
+//!
+//! With `cluster.arbitrate`, sidecars on other hosts serving the same account see the same
+//! messages: a message is claimed in FreeSWITCH's mod_hash before it is fired, and marked done
+//! after; a host that finds it done records it as delivered, one that finds it claimed waits
+//! for the claim to be done or to run out. Order per dialog then holds for the messages one
+//! host delivers; two hosts may interleave theirs.
 
 use super::ledger::Ledger;
-use super::message::IncomingChat;
+use super::message::{IncomingChat, MessageKey};
+use crate::gateway::cluster::{Claim, Cluster, Subject, Verdict};
 use crate::metrics::Metrics;
 use crate::shutdown::CancellationToken;
 use crate::switch::event_link::LinkError;
@@ -28,6 +35,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
 /// A message FreeSWITCH refuses this often is given up (it stays unseen in the client).
 const REFUSALS_TOLERATED: u32 = 3;
+/// How often a message another host claimed is looked at again (done, or its lease over).
+const CLAIM_RECHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
@@ -62,10 +71,17 @@ pub struct Delivery {
     written: tokio::sync::Mutex<u64>,
     /// One delivery at a time per account (see the module's comment).
     accounts: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    cluster: Arc<Cluster>,
 }
 
 impl Delivery {
-    pub fn new(link: SwitchLink, bus: EventBus, ledger: Ledger, metrics: Arc<Metrics>) -> Delivery {
+    pub fn new(
+        link: SwitchLink,
+        bus: EventBus,
+        ledger: Ledger,
+        metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
+    ) -> Delivery {
         Delivery {
             bus,
             metrics,
@@ -73,6 +89,7 @@ impl Delivery {
             recorded: std::sync::Mutex::new(Recorded { ledger, version: 0 }),
             written: tokio::sync::Mutex::new(0),
             accounts: DashMap::new(),
+            cluster,
         }
     }
 
@@ -122,6 +139,15 @@ impl Delivery {
             self.metrics.chat("duplicate");
             return Ok(Delivered::Duplicate);
         }
+        let claim = match self.claim(chat, cancel).await? {
+            Some(claim) => claim,
+            None => {
+                debug!(chat_id = chat.id, chatname = %chat.chatname, "chat message delivered by another host");
+                self.metrics.chat("duplicate");
+                self.record(key).await;
+                return Ok(Delivered::Duplicate);
+            }
+        };
         let headers = chat.headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let mut refusals = 0;
@@ -154,12 +180,8 @@ impl Delivery {
         };
         drop(waiting);
         self.metrics.chat("delivered");
-        let version = {
-            let mut recorded = self.recorded();
-            recorded.ledger.insert(key);
-            recorded.version += 1;
-            recorded.version
-        };
+        self.cluster.finish(claim).await;
+        let version = self.note(key);
         // Recorded: a sibling's copy finds the key from here on.
         drop(turn);
         // Saved before the caller marks the message SEEN, so a restart in between does not
@@ -174,6 +196,53 @@ impl Delivery {
         info!(chat_id = chat.id, from = %chat.from_handle, chatname = %chat.chatname,
               event_uuid = %uuid, "incoming chat delivered to FreeSWITCH");
         Ok(Delivered::Accepted(uuid))
+    }
+}
+
+impl Delivery {
+    /// Records `key` in the ledger; returns the version to save through.
+    fn note(&self, key: MessageKey) -> u64 {
+        let mut recorded = self.recorded();
+        recorded.ledger.insert(key);
+        recorded.version += 1;
+        recorded.version
+    }
+
+    /// Records and saves a key another host delivered.
+    async fn record(&self, key: MessageKey) {
+        let version = self.note(key);
+        self.save_through(version).await;
+    }
+
+    /// This host's claim on the message; `None` when another host delivered it. Waits while
+    /// FreeSWITCH is unreachable and while another host holds the message undelivered.
+    async fn claim(
+        &self,
+        chat: &IncomingChat,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Claim>, DeliveryError> {
+        let key = chat.key().to_hex();
+        let mut pause = RETRY_PAUSE;
+        loop {
+            match self.cluster.claim(Subject::Chat, &key).await {
+                Ok(Verdict::Mine(claim)) => return Ok(Some(claim)),
+                Ok(Verdict::Done) => return Ok(None),
+                Ok(Verdict::Theirs { holder, .. }) => {
+                    debug!(chat_id = chat.id, %holder, "chat message claimed by another host; waiting for it");
+                    sleep(CLAIM_RECHECK, cancel).await?;
+                }
+                Err(e) if e.is_unreachable() => {
+                    sleep(pause, cancel).await?;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
+                }
+                Err(e) => {
+                    // mod_hash missing: delivering without the claim keeps chats flowing; a
+                    // copy from another host stays possible (its key tells).
+                    warn!(chat_id = chat.id, error = %e, "cannot claim the chat message in FreeSWITCH; delivering it");
+                    return Ok(Some(self.cluster.unclaimed(Subject::Chat, &key)));
+                }
+            }
+        }
     }
 }
 

@@ -83,6 +83,7 @@ pub fn start(gw: &Gateway, events: EventBus) {
             events,
             ledger,
             Arc::clone(&gw.metrics),
+            Arc::clone(&gw.cluster),
         ));
         gw.chat.delivery.send_replace(Some(delivery));
         requests::serve(gw, requests).await;

@@ -1,9 +1,12 @@
 //! Chats FreeSWITCH asks us to send (`SEND_MESSAGE`, and the MESSAGE its own
 //! `chat SKYPE|...` fires), as typed requests from the switch link. One that no client of its
 //! account can take right now waits (see [`super::waiting`]) and is tried again every second.
+//! Every sidecar subscribed to FreeSWITCH sees every request; with `cluster.arbitrate`, those
+//! that serve the sender claim it in mod_hash and only the winner sends it.
 
 use super::outgoing::{send_chat, ChatError};
 use super::waiting::{Full, WaitingChats};
+use crate::gateway::cluster::{Claim, Subject, Verdict};
 use crate::gateway::Gateway;
 use crate::switch::requests::{ChatRequest, Requests, SwitchRequest};
 use std::time::{Duration, Instant};
@@ -58,6 +61,13 @@ fn interface_hint<'a>(gw: &Gateway, request: &'a ChatRequest) -> Option<&'a str>
 
 async fn take(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, request: ChatRequest) {
     let sender = sender(gw, &request);
+    match whose(gw, &request).await {
+        Whose::OtherHost => return,
+        Whose::Ours(None) => {}
+        // Claimed once, when the request arrives: the other hosts have let it go by then, so
+        // the claim is marked done whether it is sent now, later or never.
+        Whose::Ours(Some(claim)) => gw.cluster.finish(claim).await,
+    }
     if waiting.holds(&sender) {
         // Behind the ones already waiting, so the dialog stays in order.
         wait(waiting, &sender, request);
@@ -73,6 +83,43 @@ async fn take(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, request: Ch
         Err(e) => warn!(via = request.via, from = ?request.from, to = %request.to, error = %e,
                         "chat requested by FreeSWITCH not sent"),
     }
+}
+
+/// Which host sends a request.
+enum Whose {
+    /// This one, with its claim; no claim when none is needed (one host, no event identity,
+    /// or a sender this host does not serve, which fails here anyway).
+    Ours(Option<Claim>),
+    OtherHost,
+}
+
+async fn whose(gw: &Gateway, request: &ChatRequest) -> Whose {
+    if !gw.cluster.arbitrates() || !serves_sender(gw, request) {
+        return Whose::Ours(None);
+    }
+    let Some(event_id) = request.event_id.as_deref() else {
+        return Whose::Ours(None);
+    };
+    match gw.cluster.claim(Subject::Request, event_id).await {
+        Ok(Verdict::Mine(claim)) => Whose::Ours(Some(claim)),
+        Ok(Verdict::Theirs { holder, .. }) => {
+            info!(via = request.via, to = %request.to, %holder, "chat requested by FreeSWITCH is sent by another host");
+            Whose::OtherHost
+        }
+        Ok(Verdict::Done) => Whose::OtherHost,
+        Err(e) => {
+            warn!(via = request.via, error = %e, "cannot claim the chat request in FreeSWITCH; sending it");
+            Whose::Ours(None)
+        }
+    }
+}
+
+fn serves_sender(gw: &Gateway, request: &ChatRequest) -> bool {
+    interface_hint(gw, request).is_some()
+        || request
+            .from
+            .as_deref()
+            .is_some_and(|from| !gw.registry.by_user(from).is_empty())
 }
 
 fn wait(waiting: &mut WaitingChats<ChatRequest>, sender: &str, request: ChatRequest) {

@@ -388,6 +388,9 @@ impl Driver {
         }
         if let Some(caller) = self.caller.take() {
             gw.ring_claims.remove(&caller.claim);
+            if let Some(claim) = caller.cluster_claim {
+                gw.cluster.release(claim).await;
+            }
         }
         gw.pending_inbound.remove(&self.uuid);
         gw.live_calls.remove(&self.uuid);
