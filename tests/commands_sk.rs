@@ -154,6 +154,7 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
         "{stdout}"
     );
     assert!(stdout.contains("Interfaces  1 (1 usable)"), "{stdout}");
+    assert!(stdout.contains("\nHost        sidecar-test\n"), "{stdout}");
     assert!(
         stdout.contains("  interface1     user1          IDLE"),
         "{stdout}"
@@ -165,6 +166,7 @@ async fn skypopen_sk_cli_and_greenswitch_run_sk_list() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(status["healthy"], false);
     assert_eq!(status["freeswitch"]["connected"], false);
+    assert_eq!(status["host"], "sidecar-test");
     assert_eq!(status["interfaces"][0]["name"], "interface1");
     assert_eq!(status["interfaces"][0]["state"], "IDLE");
     assert_eq!(status["calls"].as_array().map(Vec::len), Some(0));

@@ -19,6 +19,7 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
         let value = json!({
             "healthy": verdict.is_ok(),
             "summary": match &verdict { Ok(s) | Err(s) => s },
+            "host": gw.settings.cluster.host,
             "freeswitch": {
                 "address": gw.switch.addr().to_string(),
                 "connected": link == LinkState::Up,
@@ -55,6 +56,7 @@ pub fn render(gw: &Gateway, as_json: bool) -> String {
             Err(why) => format!("DOWN  {why}"),
         }
     );
+    let _ = writeln!(out, "Host        {}", gw.settings.cluster.host);
     let _ = writeln!(out, "FreeSWITCH  {}  {link_text}", gw.switch.addr());
     let usable = usable_count(&slots);
     let _ = writeln!(out, "Interfaces  {} ({usable} usable)", slots.len());
