@@ -7,4 +7,5 @@ pub mod accounts;
 pub mod client;
 pub mod ctl;
 pub mod network;
+pub mod presence;
 pub mod proto;

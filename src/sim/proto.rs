@@ -123,20 +123,58 @@ pub enum Up {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    Dial { target: String },
-    Answer { call: u64 },
-    Hangup { call: u64 },
-    Transfer { call: u64, target: String },
-    Hold { call: u64, on: bool },
-    Dtmf { call: u64, digit: char },
-    ChatCreate { partner: String },
-    ChatPartner { chat: String },
-    ChatSend { chat: String, body: String },
-    ChatGet { message: u64 },
-    ChatSeen { message: u64 },
+    Dial {
+        target: String,
+    },
+    Answer {
+        call: u64,
+    },
+    Hangup {
+        call: u64,
+    },
+    Transfer {
+        call: u64,
+        target: String,
+    },
+    Hold {
+        call: u64,
+        on: bool,
+    },
+    Dtmf {
+        call: u64,
+        digit: char,
+    },
+    ChatCreate {
+        partner: String,
+    },
+    ChatPartner {
+        chat: String,
+    },
+    ChatSend {
+        chat: String,
+        body: String,
+    },
+    ChatGet {
+        message: u64,
+    },
+    ChatSeen {
+        message: u64,
+    },
     MissedChats,
-    Authorize { handle: String },
-    UserInfo { handle: String },
+    Authorize {
+        handle: String,
+    },
+    UserInfo {
+        handle: String,
+    },
+    /// The account's contact list (`SEARCH FRIENDS`).
+    Friends,
+    /// `SET USER <h> BUDDYSTATUS 1|2 [text]`: remove a contact, or ask to add one.
+    SetBuddy {
+        handle: String,
+        status: u8,
+        text: String,
+    },
 }
 
 /// Answers to [`Request`]s.
@@ -174,6 +212,15 @@ pub enum Reply {
         handle: String,
         display_name: String,
         online: bool,
+        /// `ONLINESTATUS` as the asking account sees it.
+        #[serde(default)]
+        status: String,
+        /// The asking account's `BUDDYSTATUS` for the user.
+        #[serde(default)]
+        buddy: u8,
+    },
+    Friends {
+        handles: Vec<String>,
     },
 }
 
@@ -234,6 +281,16 @@ pub enum Down {
     AuthRequest {
         from: String,
         text: String,
+    },
+    /// A contact's `ONLINESTATUS` changed.
+    UserStatus {
+        handle: String,
+        status: String,
+    },
+    /// This account's `BUDDYSTATUS` for a user changed.
+    BuddyStatus {
+        handle: String,
+        status: u8,
     },
     Fault {
         fault: Fault,
@@ -321,6 +378,17 @@ pub enum CtlCommand {
     },
     Contacts {
         user: String,
+    },
+    /// A remote person's status changes (and every account with them as a contact hears it).
+    Presence {
+        party: String,
+        status: String,
+    },
+    /// Adds `handle` to `user`'s contacts (authorized), or removes it.
+    Contact {
+        user: String,
+        handle: String,
+        add: bool,
     },
     Calls,
     Status,

@@ -224,6 +224,23 @@ enum CtlVerb {
     AuthRequest(PartyText),
     /// Handles an account has authorized.
     Contacts { user: String },
+    /// A remote person's (or bot's) ONLINESTATUS changes: UNKNOWN, OFFLINE, ONLINE, AWAY, NA,
+    /// DND, SKYPEOUT, SKYPEME or INVISIBLE (seen as OFFLINE).
+    Presence {
+        #[arg(long)]
+        party: String,
+        #[arg(long)]
+        status: String,
+    },
+    /// Adds a party to an account's contacts (authorized), or removes it with --remove.
+    Contact {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        remove: bool,
+    },
     /// Live calls.
     Calls,
     /// Clients online per account, live call count.
@@ -497,6 +514,16 @@ async fn run_ctl(a: CtlArgs) -> anyhow::Result<()> {
             CtlCommand::AuthRequest { from, to, text }
         }
         CtlVerb::Contacts { user } => CtlCommand::Contacts { user },
+        CtlVerb::Presence { party, status } => CtlCommand::Presence { party, status },
+        CtlVerb::Contact {
+            user,
+            handle,
+            remove,
+        } => CtlCommand::Contact {
+            user,
+            handle,
+            add: !remove,
+        },
         CtlVerb::Calls => CtlCommand::Calls,
         CtlVerb::Status => CtlCommand::Status,
         CtlVerb::Balance { user } => CtlCommand::Balance { user },

@@ -28,6 +28,12 @@ pub enum Command {
         handle: String,
         value: String,
     },
+    SetUserBuddy {
+        handle: String,
+        status: Option<u8>,
+        text: String,
+    },
+    SearchFriends,
     SetCallDtmf {
         call: u64,
         digit: String,
@@ -143,6 +149,7 @@ fn parse_command(text: &str) -> Command {
             }
         }
         "SEARCH" if is(rest.trim(), "MISSEDCHATMESSAGES") => Command::SearchMissedChatMessages,
+        "SEARCH" if is(rest.trim(), "FRIENDS") => Command::SearchFriends,
         _ => Command::Unknown,
     }
 }
@@ -200,6 +207,13 @@ fn parse_set(rest: &str) -> Command {
                 Command::SetUserAuthorized {
                     handle: handle.to_string(),
                     value: value.trim().to_ascii_uppercase(),
+                }
+            } else if is(property, "BUDDYSTATUS") {
+                let (status, text) = word(value);
+                Command::SetUserBuddy {
+                    handle: handle.to_string(),
+                    status: status.trim().parse().ok(),
+                    text: text.to_string(),
                 }
             } else {
                 Command::Unknown

@@ -18,6 +18,7 @@ mod calls;
 pub mod command;
 pub mod trace;
 pub mod uplink;
+mod users;
 
 use crate::sim::proto::{Down, Fault, Reply, Request};
 use crate::skype::link::{ClientLink, ClientOutgoing, PeerMessage, SendFaults};
@@ -462,6 +463,12 @@ impl Client {
             Command::GetChatMessage { message, property } => {
                 self.get_chat_message(message, &property).await
             }
+            Command::SearchFriends => self.search_friends().await,
+            Command::SetUserBuddy {
+                handle,
+                status,
+                text,
+            } => self.set_buddy(&handle, status, &text).await,
             Command::SearchMissedChatMessages => match self.net(Request::MissedChats).await {
                 Ok(Reply::Ids { ids }) => {
                     let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
@@ -516,32 +523,6 @@ impl Client {
             }
             "FULLNAME" => format!("PROFILE FULLNAME {}", self.profile.display_name),
             _ => "ERROR 2 Unknown command".into(),
-        }
-    }
-
-    async fn get_user(&mut self, handle: &str, property: &str) -> Vec<String> {
-        match self
-            .net(Request::UserInfo {
-                handle: handle.to_string(),
-            })
-            .await
-        {
-            Ok(Reply::User {
-                display_name,
-                online,
-                ..
-            }) => match property {
-                "FULLNAME" | "DISPLAYNAME" => {
-                    vec![format!("USER {handle} {property} {display_name}")]
-                }
-                "ONLINESTATUS" => vec![format!(
-                    "USER {handle} ONLINESTATUS {}",
-                    if online { "ONLINE" } else { "OFFLINE" }
-                )],
-                _ => vec!["ERROR 2 Unknown command".into()],
-            },
-            Ok(other) => vec![unexpected(other)],
-            Err(line) => vec![line],
         }
     }
 
@@ -668,6 +649,14 @@ impl Client {
             }
             Down::AuthRequest { from, text } => {
                 self.notify(format!("USER {from} RECEIVEDAUTHREQUEST {text}"))
+                    .await;
+            }
+            Down::UserStatus { handle, status } => {
+                self.notify(format!("USER {handle} ONLINESTATUS {status}"))
+                    .await;
+            }
+            Down::BuddyStatus { handle, status } => {
+                self.notify(format!("USER {handle} BUDDYSTATUS {status}"))
                     .await;
             }
             Down::Fault { fault } => return self.on_fault(fault),

@@ -214,7 +214,13 @@ fn handle(net: &Arc<Network>, session: u64, request: Request) -> Reply {
         Request::ChatSeen { message } => net.chat_seen(session, message),
         Request::MissedChats => net.missed_chats(session),
         Request::Authorize { handle } => net.authorize(session, &handle),
-        Request::UserInfo { handle } => net.user_info(&handle),
+        Request::UserInfo { handle } => net.user_info(session, &handle),
+        Request::Friends => net.friends(session),
+        Request::SetBuddy {
+            handle,
+            status,
+            text,
+        } => net.set_buddy(session, &handle, status, &text),
     }
 }
 
@@ -253,6 +259,8 @@ fn ctl(net: &Arc<Network>, command: CtlCommand) -> (Down, Option<bytes::Bytes>) 
         CtlCommand::Inbox { party } => net.ctl_inbox(&party),
         CtlCommand::AuthRequest { from, to, text } => net.ctl_auth_request(&from, &to, &text),
         CtlCommand::Contacts { user } => net.ctl_contacts(&user),
+        CtlCommand::Presence { party, status } => net.ctl_presence(&party, &status),
+        CtlCommand::Contact { user, handle, add } => net.ctl_contact(&user, &handle, add),
         CtlCommand::Calls => Ok(net.ctl_calls()),
         CtlCommand::Status => Ok(net.ctl_status()),
         CtlCommand::Balance { user } => net.ctl_balance(user.as_deref()),

@@ -96,14 +96,4 @@ impl Network {
             .insert(handle.to_ascii_lowercase());
         Reply::Ok
     }
-
-    pub fn user_info(&self, handle: &str) -> Reply {
-        let w = self.world();
-        Reply::User {
-            handle: handle.to_string(),
-            display_name: accounts::display_name(handle),
-            online: !w.sessions_of(handle).is_empty()
-                || matches!(accounts::identify(handle), Some(Identity::Bot(_))),
-        }
-    }
 }

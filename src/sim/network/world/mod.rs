@@ -17,6 +17,7 @@
 mod calls;
 mod chatting;
 mod control;
+mod presence;
 
 use super::chats::Chats;
 use super::media::{self, Behaviour, CallMedia, Generator, MediaSide, Recording};
@@ -109,6 +110,10 @@ struct World {
     /// Contact requests not yet delivered (the account was offline): user → (from, text).
     pending_auth: HashMap<String, Vec<(String, String)>>,
     authorized: HashMap<String, HashSet<String>>,
+    /// Remote people's statuses set by `ctl presence` (the rest follow `sim::presence`).
+    statuses: HashMap<String, crate::sim::presence::OnlineStatus>,
+    /// Contact lists that changed from the default, per account: handle → BUDDYSTATUS.
+    contacts: HashMap<String, std::collections::BTreeMap<String, u8>>,
 }
 
 impl World {
