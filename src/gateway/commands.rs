@@ -31,12 +31,14 @@ sk calls                           live calls: ids, durations, both ends
 sk console <interface>             choose the interface `sk <raw>` talks to (this connection only)
 sk <Skype API text>                send raw API text to the console interface; prints its reply
 sk balances                        SkypeOut balance of every interface
+sk contacts <interface>            the interface's Skype contacts, their status and since when
 sk reload                          re-read the configuration: add new interfaces, apply changed
                                    settings to idle ones
 sk remove <skype_user>|#<id>|#<name> [force]
                                    stop an interface (a busy one only with force)
 skypopen <interface> <Skype API text>      raw API text to one interface; prints its reply
 skypopen_chat <interface> <remote> <text>  send a chat from one interface
+skypopen_contacts <interface>              the interface's contacts as JSON
 chat SKYPE|<skype_user>|<remote>|<text>    send a chat from the first interface of that account
 ";
 
@@ -64,12 +66,30 @@ pub fn register(table: &Arc<CommandTable>, gw: &Gateway) {
         Box::pin(async move { chat(&g, &r.args).await })
     });
     let g = gw.clone();
+    table.register("skypopen_contacts", move |r: ApiRequest| -> ApiFuture {
+        let text = contacts(&g, r.args.trim(), true);
+        Box::pin(async move { text })
+    });
+    let g = gw.clone();
     table.register("skypopen_status", move |r: ApiRequest| -> ApiFuture {
         let as_json = r.args.trim().eq_ignore_ascii_case("json");
         let text = super::status::render(&g, as_json);
         Box::pin(async move { text })
     });
     gw.tasks.spawn(serve_events(gw.clone(), Arc::clone(table)));
+}
+
+/// `sk contacts <name>` / `skypopen_contacts <name>`.
+fn contacts(gw: &Gateway, name: &str, as_json: bool) -> String {
+    let Some(slot) = gw.registry.by_name(name) else {
+        return format!("-ERR no interface named {name}\n");
+    };
+    let list = gw.contacts.list(slot.id);
+    if as_json {
+        super::contacts::render_json(&slot.name, &slot.skype_user, &list)
+    } else {
+        super::contacts::render_table(&slot.name, &slot.skype_user, &list)
+    }
 }
 
 fn console_line(session: &SessionContext) -> String {
@@ -117,6 +137,10 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
             _ => out.push_str("-ERR Usage: sk console interface_name\n"),
         },
         "balances" => out.push_str(&balances(gw).await),
+        "contacts" => match words.as_slice() {
+            [_, name] => out.push_str(&contacts(gw, name, false)),
+            _ => out.push_str("-ERR Usage: sk contacts interface_name\n"),
+        },
         "reload" => out.push_str(&reload(gw).await),
         "remove" => match words.as_slice() {
             [_, target] => out.push_str(&remove(gw, target, false).await),

@@ -4,6 +4,7 @@
 
 use super::call::{self, CallDone, CallInput};
 use super::cluster::{Subject, Verdict};
+use super::contacts::{read_one, Change};
 use super::registry::{IfaceState, Reservation};
 use super::Gateway;
 use crate::config::InterfaceConfig;
@@ -186,6 +187,10 @@ impl Actor {
                 info!(skype_user = %user, "Skype client ready");
                 self.gw.registry.set_available(id, true);
                 self.chat.on_ready();
+                self.gw.tasks.spawn(
+                    super::contacts::refresh(self.gw.clone(), id, self.session.clone())
+                        .in_current_span(),
+                );
             }
             SessionEvent::Lost { reason } => {
                 warn!(%reason, "Skype client lost");
@@ -234,6 +239,29 @@ impl Actor {
             }
             Notification::AuthRequest { handle, text } => {
                 self.on_auth_request(handle, text);
+            }
+            Notification::User {
+                handle,
+                property,
+                value,
+            } => {
+                match self
+                    .gw
+                    .contacts
+                    .update(self.cfg.id, handle, property, value)
+                {
+                    Some(Change::Status { handle, status }) => {
+                        info!(contact = %handle, %status, "contact presence");
+                    }
+                    Some(Change::Added { handle }) => {
+                        info!(contact = %handle, "contact added");
+                        self.gw.tasks.spawn(
+                            read_one(self.gw.clone(), self.cfg.id, self.session.clone(), handle)
+                                .in_current_span(),
+                        );
+                    }
+                    None => {}
+                }
             }
             other => debug!(notification = %other, "notification"),
         }

@@ -12,6 +12,7 @@ pub mod causes;
 pub mod chat;
 pub mod cluster;
 pub mod commands;
+pub mod contacts;
 pub mod dialstring;
 pub mod interface;
 pub mod media_path;
@@ -88,6 +89,8 @@ pub struct Shared {
     /// The client supervisor, when the sidecar manages its clients (set once by `run`).
     pub supervisor: std::sync::OnceLock<crate::skype::process::SupervisorHandle>,
     pub chat: chat::ChatService,
+    /// Each interface's Skype contacts and their presence.
+    pub contacts: contacts::Contacts,
     /// The other sidecar hosts serving the same accounts, as far as claims go.
     pub cluster: Arc<cluster::Cluster>,
     pub metrics: Arc<Metrics>,
@@ -145,6 +148,7 @@ impl Gateway {
             live_calls: DashMap::new(),
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
+            contacts: contacts::Contacts::default(),
             cluster,
             metrics,
             calls_stop: cancel.child_token(),
@@ -171,6 +175,7 @@ impl Gateway {
     /// Stops an interface (its calls end) and forgets it.
     pub fn remove_interface(&self, id: u32) -> Option<InterfaceConfig> {
         let (_, handle) = self.interfaces.remove(&id)?;
+        self.contacts.forget(id);
         handle.stop.cancel();
         self.registry.remove(id);
         Some(handle.cfg)

@@ -57,6 +57,13 @@ pub enum Command {
     },
     /// `SEARCH MISSEDCHATMESSAGES`: the unread messages, answered with `CHATMESSAGES <ids>`.
     SearchMissedChatMessages,
+    /// `SEARCH FRIENDS`: the contact list, answered with `USERS <h>, <h>...`.
+    SearchFriends,
+    /// `GET USER <h> <property>`, answered with `USER <h> <property> <value>`.
+    GetUser {
+        handle: Handle,
+        property: UserProperty,
+    },
     GetProfile(ProfileProperty),
     GetCurrentUserHandle,
     Ping,
@@ -121,10 +128,32 @@ impl fmt::Display for Command {
             Command::ChatCreate(handle) => write!(f, "CHAT CREATE {handle}"),
             Command::ChatMessage { chat, body } => write!(f, "CHATMESSAGE {chat} {body}"),
             Command::SearchMissedChatMessages => f.write_str("SEARCH MISSEDCHATMESSAGES"),
+            Command::SearchFriends => f.write_str("SEARCH FRIENDS"),
+            Command::GetUser { handle, property } => {
+                write!(f, "GET USER {handle} {}", property.as_str())
+            }
             Command::GetProfile(property) => write!(f, "GET PROFILE {property}"),
             Command::GetCurrentUserHandle => f.write_str("GET CURRENTUSERHANDLE"),
             Command::Ping => f.write_str("PING"),
             Command::Raw(text) => write!(f, "{text}"),
+        }
+    }
+}
+
+/// The USER properties the sidecar reads about contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserProperty {
+    OnlineStatus,
+    FullName,
+    BuddyStatus,
+}
+
+impl UserProperty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserProperty::OnlineStatus => "ONLINESTATUS",
+            UserProperty::FullName => "FULLNAME",
+            UserProperty::BuddyStatus => "BUDDYSTATUS",
         }
     }
 }

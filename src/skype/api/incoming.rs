@@ -80,6 +80,8 @@ pub enum Notification {
     },
     /// `CHATMESSAGES <id>, <id>...`: the reply to `SEARCH MISSEDCHATMESSAGES` (may be empty).
     ChatMessages(Vec<ChatMessageId>),
+    /// `USERS <h>, <h>...`: the reply to `SEARCH FRIENDS` (may be empty).
+    Users(Vec<String>),
     /// `USER <h> RECEIVEDAUTHREQUEST <text>`: a contact request.
     AuthRequest {
         handle: String,
@@ -148,6 +150,13 @@ impl Notification {
             "CHATMESSAGE" => parse_chat_message(rest)?,
             "CHATMESSAGES" => parse_chat_message_list(rest)?,
             "USER" => parse_user(rest)?,
+            "USERS" => Notification::Users(
+                rest.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
             "MESSAGE" => {
                 let (id, property, value) = id_property_value(rest)?;
                 Notification::Message {
@@ -366,6 +375,14 @@ impl fmt::Display for Notification {
             Notification::Call { id, event } => write!(f, "CALL {id} {event}"),
             Notification::Chat { name, event } => write!(f, "CHAT {name} {event}"),
             Notification::ChatMessage { id, event } => write!(f, "CHATMESSAGE {id} {event}"),
+            Notification::Users(handles) => {
+                f.write_str("USERS")?;
+                for (i, handle) in handles.iter().enumerate() {
+                    let separator = if i == 0 { " " } else { ", " };
+                    write!(f, "{separator}{handle}")?;
+                }
+                Ok(())
+            }
             Notification::ChatMessages(ids) => {
                 f.write_str("CHATMESSAGES")?;
                 for (i, id) in ids.iter().enumerate() {

@@ -10,7 +10,7 @@ mod token;
 
 pub use command::{
     CallAction, CallProperty, ChatMessageProperty, Command, Presence, ProfileProperty,
-    VoicemailAction, WindowState,
+    UserProperty, VoicemailAction, WindowState,
 };
 pub(crate) use incoming::split_tag;
 pub use incoming::{

@@ -22,6 +22,15 @@ fn message(id: u64, event: ChatMessageEvent) -> Notification {
 }
 
 #[test]
+fn the_contact_list_reads_as_users() {
+    assert_eq!(
+        parse("USERS alice, bob, echo123"),
+        Notification::Users(vec!["alice".into(), "bob".into(), "echo123".into()])
+    );
+    assert_eq!(parse("USERS"), Notification::Users(vec![]));
+}
+
+#[test]
 fn handshake_messages() {
     assert_eq!(parse("OK"), Notification::Ok);
     assert_eq!(parse("PROTOCOL 7"), Notification::Protocol(7));
@@ -374,6 +383,7 @@ fn known_notification() -> impl Strategy<Value = Notification> {
         prop::collection::vec(any::<u64>(), 0..5).prop_map(|ids| Notification::ChatMessages(
             ids.into_iter().map(ChatMessageId).collect()
         )),
+        prop::collection::vec(token(), 0..5).prop_map(Notification::Users),
         (token(), text_value())
             .prop_map(|(handle, text)| Notification::AuthRequest { handle, text }),
         token().prop_map(Notification::CurrentUserHandle),
