@@ -108,6 +108,7 @@ async fn a_hostile_display_name_arrives_as_one_inert_variable() {
         "skypopen_interface",
         "skypopen_call_id",
         "skype_user",
+        "skypopen_host",
         "send_silence_when_idle",
     ];
     assert_eq!(names, expected, "{line}");
