@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::bench_args::git_commit;
 use support::sim::TEST_TIMINGS;
 use support::stack::{Stack, StackSpec};
 
@@ -280,13 +281,3 @@ async fn bench_chats_into_freeswitch() {
     assert_eq!(late, 0, "events after the last expected one");
 }
 
-fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=10"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}

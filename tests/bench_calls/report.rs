@@ -1,6 +1,7 @@
 //! The markdown report: two tables, the original module's figures, and how each is measured.
 
 use crate::figures::{percentile, Figures};
+use crate::support::bench_args::git_commit;
 use crate::support::probe::CHIRP_EVERY;
 use crate::{Transport, IDLE_SPAN, WINDOW};
 use std::fmt::Write as _;
@@ -94,16 +95,6 @@ pub fn cpu_row(f: &Figures) -> String {
     )
 }
 
-pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=10"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
 
 /// The sidecar's figures against the original module's, for the largest call count measured.
 /// Whether the emulator (and the rest of the stack) left the sidecar room, at each

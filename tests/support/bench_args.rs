@@ -1,5 +1,6 @@
-//! What the call benchmarks share: the transports, lists read from the environment
-//! (`BENCH_CALLS=1,10`, `BENCH_TRANSPORTS=unicast,audio_fork`), and percentiles.
+//! What the benchmarks share: the transports, lists read from the environment
+//! (`BENCH_CALLS=1,10`, `BENCH_TRANSPORTS=unicast,audio_fork`), percentiles, and the commit a
+//! report names.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -54,4 +55,20 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The commit a report was measured at: `BENCH_COMMIT` when set (a benchmark run from a copy
+/// of the tree, away from its git folder), else `git describe`, else `unknown`.
+pub fn git_commit() -> String {
+    if let Some(commit) = std::env::var("BENCH_COMMIT").ok().filter(|c| !c.is_empty()) {
+        return commit;
+    }
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
