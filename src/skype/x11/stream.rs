@@ -37,6 +37,10 @@ impl TokioStream {
     /// stands for. The connect and the Xauthority read are blocking, so they run on the
     /// blocking pool.
     pub async fn connect(display: &str) -> Result<Connected, ConnectError> {
+        // A few at a time: 250 links starting together would otherwise grow the blocking pool
+        // by a thread each (kept alive for 10 s), on a machine that has two cores.
+        static CONNECTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+        let _turn = CONNECTING.acquire().await;
         let display = display.to_owned();
         let found = tokio::task::spawn_blocking(move || {
             let parsed = parse_display::parse_display(Some(&display))?;
