@@ -125,6 +125,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .tasks
         .spawn(gateway.clone().dispatch_channels(channels_rx));
 
+    gateway.tasks.spawn(crate::gateway::contacts::publish(
+        gateway.clone(),
+        Arc::clone(&gateway.presence),
+    ));
     observe(&gateway, supervisor.as_ref());
     if let Some(listen) = settings.metrics.listen {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -280,4 +280,3 @@ async fn bench_chats_into_freeswitch() {
     assert_eq!(out_of_order, 0, "messages out of order within a dialog");
     assert_eq!(late, 0, "events after the last expected one");
 }
-

@@ -121,3 +121,102 @@ async fn contacts_are_read_kept_current_and_shown_inert() {
         .contains("-ERR no interface named nosuch"));
     assert!(stack.api("sk contacts").await.contains("-ERR Usage"));
 }
+
+/// PRESENCE_IN events the sidecar fired for `handle`, in order: their `status` headers.
+fn presence_events(stack: &Stack, handle: &str) -> Vec<Vec<(String, String)>> {
+    let from = format!("{handle}@127.0.0.1");
+    stack
+        .fs
+        .recorded()
+        .sent_events
+        .into_iter()
+        .filter(|e| {
+            e.headers
+                .iter()
+                .any(|(k, v)| k == "Event-Name" && v == "PRESENCE_IN")
+                && e.headers.iter().any(|(k, v)| k == "from" && *v == from)
+        })
+        .map(|e| e.headers)
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn wait_presence(stack: &Stack, handle: &str, status: &str) -> Vec<(String, String)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(last) = presence_events(stack, handle).pop() {
+            if header(&last, "status") == Some(status) {
+                return last;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no PRESENCE_IN {status} for {handle}: {:?}",
+            presence_events(stack, handle)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_presence_reaches_freeswitch_as_presence_in() {
+    let stack = Stack::start(StackSpec::users(&["user1"])).await;
+    // Every contact once the list is read, at FreeSWITCH's own domain.
+    let alice = wait_presence(&stack, "alice", "Available").await;
+    for (name, value) in [
+        ("proto", "skype"),
+        ("login", "interface1"),
+        ("rpid", "unknown"),
+        ("event_type", "presence"),
+        ("alt_event_type", "dialog"),
+        ("skype_status", "ONLINE"),
+    ] {
+        assert_eq!(header(&alice, name), Some(value), "{name}: {alice:?}");
+    }
+    wait_presence(&stack, "dave", "Unregistered").await;
+
+    stack
+        .net
+        .actl(&["presence", "--party", "alice", "--status", "DND"])
+        .await;
+    let dnd = wait_presence(&stack, "alice", "Do Not Disturb").await;
+    assert_eq!(header(&dnd, "rpid"), Some("busy"));
+
+    // In a call with our interface: on the phone, then back to what the contact says.
+    let call = stack.dial("echo123");
+    stack.fs.wait_answered(&call.socket_leg, WAIT).await;
+    let busy = wait_presence(&stack, "echo123", "On The Phone").await;
+    assert_eq!(header(&busy, "answer-state"), Some("confirmed"));
+    stack.fs.hangup(&call.socket_leg, "NORMAL_CLEARING");
+    wait_presence(&stack, "echo123", "Available").await;
+
+    // A flood of changes is coalesced: far fewer events than changes, the last one right.
+    let before = presence_events(&stack, "bob").len();
+    let started = Instant::now();
+    for status in ["AWAY", "NA", "DND", "ONLINE"].iter().cycle().take(200) {
+        stack
+            .net
+            .actl(&["presence", "--party", "bob", "--status", status])
+            .await;
+    }
+    stack
+        .net
+        .actl(&["presence", "--party", "bob", "--status", "AWAY"])
+        .await;
+    wait_presence(&stack, "bob", "Away").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let sent = presence_events(&stack, "bob").len() - before;
+    // At most one event per contact per 250 ms round, whatever the machine's speed.
+    let rounds = started.elapsed().as_millis() as usize / 250 + 2;
+    assert!(
+        sent <= rounds,
+        "{sent} events for 201 changes in {rounds} rounds"
+    );
+    println!("201 status changes of one contact became {sent} PRESENCE_IN events");
+}

@@ -117,6 +117,7 @@ pub struct Settings {
     pub calls: CallSettings,
     pub metrics: MetricsSettings,
     pub cluster: ClusterSettings,
+    pub presence: PresenceSettings,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -234,6 +235,8 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     let cluster: ClusterSettings =
         section(&mut tree, "cluster", problems).unwrap_or_else(defaults::cluster);
     validate::host_name(&cluster.host, problems);
+    let presence: PresenceSettings = section(&mut tree, "presence", problems).unwrap_or_default();
+    validate::presence_domain(presence.domain.as_deref(), problems);
     validate::call_timers(&calls, problems);
     let defaults_params: InterfaceParams =
         section(&mut tree, "defaults", problems).unwrap_or_default();
@@ -301,6 +304,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         calls,
         metrics,
         cluster,
+        presence,
         interfaces,
     }
 }

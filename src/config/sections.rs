@@ -186,6 +186,15 @@ pub struct ClusterSettings {
     pub arbitrate: bool,
 }
 
+/// Skype contacts' presence as FreeSWITCH PRESENCE_IN events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// The domain of `from: <handle>@<domain>`, the address SIP phones subscribe to; unset,
+    /// FreeSWITCH's own `domain` variable.
+    pub domain: Option<String>,
+}
+
 /// Where Prometheus scrapes `/metrics` and a monitor asks `/health`; off when unset.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +323,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "calls",
     "metrics",
     "cluster",
+    "presence",
     "defaults",
     "interface",
 ];

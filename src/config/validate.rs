@@ -158,6 +158,22 @@ pub fn host_name(host: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The domain goes into event headers as `<handle>@<domain>`.
+pub fn presence_domain(domain: Option<&str>, problems: &mut Vec<Problem>) {
+    let Some(domain) = domain else { return };
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if !valid {
+        problems.push(Problem::new(
+            "presence.domain",
+            format!("{domain:?} is not a domain or address (letters, digits, '.', '-', ':')"),
+        ));
+    }
+}
+
 /// The highest interface id: 4095 rather than the original's 63, far more than one host's
 /// clients, small enough that the gateway's table indexed by id stays small.
 pub const MAX_INTERFACE_ID: u32 = 4095;

@@ -4,7 +4,7 @@
 
 use super::call::{self, CallDone, CallInput};
 use super::cluster::{Subject, Verdict};
-use super::contacts::{read_one, Change};
+use super::contacts::{read_one, Change, PresenceState};
 use super::registry::{IfaceState, Reservation};
 use super::Gateway;
 use crate::config::InterfaceConfig;
@@ -188,8 +188,13 @@ impl Actor {
                 self.gw.registry.set_available(id, true);
                 self.chat.on_ready();
                 self.gw.tasks.spawn(
-                    super::contacts::refresh(self.gw.clone(), id, self.session.clone())
-                        .in_current_span(),
+                    super::contacts::refresh(
+                        self.gw.clone(),
+                        id,
+                        self.cfg.name.clone(),
+                        self.session.clone(),
+                    )
+                    .in_current_span(),
                 );
             }
             SessionEvent::Lost { reason } => {
@@ -252,12 +257,24 @@ impl Actor {
                 {
                     Some(Change::Status { handle, status }) => {
                         info!(contact = %handle, %status, "contact presence");
+                        self.gw.presence.push(PresenceState {
+                            login: self.cfg.name.clone(),
+                            handle,
+                            status,
+                            busy: false,
+                        });
                     }
                     Some(Change::Added { handle }) => {
                         info!(contact = %handle, "contact added");
                         self.gw.tasks.spawn(
-                            read_one(self.gw.clone(), self.cfg.id, self.session.clone(), handle)
-                                .in_current_span(),
+                            read_one(
+                                self.gw.clone(),
+                                self.cfg.id,
+                                self.cfg.name.clone(),
+                                self.session.clone(),
+                                handle,
+                            )
+                            .in_current_span(),
                         );
                     }
                     None => {}

@@ -91,6 +91,8 @@ pub struct Shared {
     pub chat: chat::ChatService,
     /// Each interface's Skype contacts and their presence.
     pub contacts: contacts::Contacts,
+    /// Contacts' presence waiting to be fired into FreeSWITCH.
+    pub presence: Arc<contacts::PresenceQueue>,
     /// The other sidecar hosts serving the same accounts, as far as claims go.
     pub cluster: Arc<cluster::Cluster>,
     pub metrics: Arc<Metrics>,
@@ -149,6 +151,7 @@ impl Gateway {
             supervisor: std::sync::OnceLock::new(),
             chat: chat::ChatService::default(),
             contacts: contacts::Contacts::default(),
+            presence: Arc::default(),
             cluster,
             metrics,
             calls_stop: cancel.child_token(),

@@ -83,6 +83,16 @@ impl SwitchLink {
         ok_reply("originate", reply)
     }
 
+    /// `global_getvar <name>`: the value, `None` when FreeSWITCH has no such variable.
+    pub async fn global_var(&self, name: &str) -> Result<Option<String>, SwitchError> {
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
+            return Ok(None);
+        }
+        let output = self.inbound.api(&format!("global_getvar {name}")).await?;
+        let value = output.trim();
+        Ok((!value.is_empty() && !value.starts_with("-ERR")).then(|| value.to_string()))
+    }
+
     /// `uuid_kill <uuid> <cause>`.
     pub async fn kill(&self, uuid: &str, cause: HangupCause) -> Result<(), SwitchError> {
         let reply = self

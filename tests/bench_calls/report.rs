@@ -95,7 +95,6 @@ pub fn cpu_row(f: &Figures) -> String {
     )
 }
 
-
 /// The sidecar's figures against the original module's, for the largest call count measured.
 /// Whether the emulator (and the rest of the stack) left the sidecar room, at each
 /// transport's largest call count.

@@ -7,9 +7,11 @@
 //! number, a name is cut to [`NAME_LIMIT`] characters with control characters dropped, and a
 //! book holds at most [`BOOK_LIMIT`] contacts.
 
+mod presence;
 mod refresh;
 mod render;
 
+pub use presence::{publish, PresenceQueue, PresenceState};
 pub use refresh::{read_one, refresh};
 pub use render::{render_json, render_table};
 
@@ -133,6 +135,24 @@ impl Contacts {
                 book.insert(key, contact);
             }
         }
+    }
+
+    /// A contact's state with `busy` as given, when `handle` is in the interface's book.
+    pub fn presence(
+        &self,
+        interface: u32,
+        login: &str,
+        handle: &str,
+        busy: bool,
+    ) -> Option<PresenceState> {
+        let book = self.books.get(&interface)?;
+        let contact = book.get(&handle.to_ascii_lowercase())?;
+        Some(PresenceState {
+            login: login.to_string(),
+            handle: contact.handle.clone(),
+            status: contact.status.clone(),
+            busy,
+        })
     }
 
     /// The interface's contacts in name order.

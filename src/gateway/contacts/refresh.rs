@@ -2,7 +2,7 @@
 //! reconnect): `SEARCH FRIENDS`, then `GET USER <h> ONLINESTATUS` and `FULLNAME` for each, a
 //! few contacts at a time so a long list does not crowd calls and chats out of the API.
 
-use super::{is_handle, Contact, BOOK_LIMIT};
+use super::{is_handle, Contact, PresenceState, BOOK_LIMIT};
 use crate::gateway::Gateway;
 use crate::skype::api::{Command, Handle, Notification, UserProperty};
 use crate::skype::session::SessionHandle;
@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 /// Contacts read at the same time.
 const AT_ONCE: usize = 4;
 
-pub async fn refresh(gw: Gateway, interface: u32, session: SessionHandle) {
+pub async fn refresh(gw: Gateway, interface: u32, login: String, session: SessionHandle) {
     let handles = match session.request(Command::SearchFriends).await {
         Ok(Notification::Users(handles)) => handles,
         Ok(other) => {
@@ -37,16 +37,35 @@ pub async fn refresh(gw: Gateway, interface: u32, session: SessionHandle) {
         .collect()
         .await;
     info!(contacts = contacts.len(), "contact list read");
+    for contact in &contacts {
+        gw.presence.push(presence_of(&login, contact));
+    }
     gw.contacts.replace(interface, contacts);
 }
 
 /// Reads one contact that joined the list.
-pub async fn read_one(gw: Gateway, interface: u32, session: SessionHandle, handle: String) {
+pub async fn read_one(
+    gw: Gateway,
+    interface: u32,
+    login: String,
+    session: SessionHandle,
+    handle: String,
+) {
     let Ok(handle) = Handle::new(&handle) else {
         return;
     };
     let contact = read(&session, handle).await;
+    gw.presence.push(presence_of(&login, &contact));
     gw.contacts.upsert(interface, contact);
+}
+
+pub fn presence_of(login: &str, contact: &Contact) -> PresenceState {
+    PresenceState {
+        login: login.to_string(),
+        handle: contact.handle.clone(),
+        status: contact.status.clone(),
+        busy: false,
+    }
 }
 
 async fn read(session: &SessionHandle, handle: Handle) -> Contact {

@@ -797,6 +797,11 @@ impl State {
             },
             "uuid_audio_fork" => self.audio_fork(&words, args),
             "chat" => self.chat(args),
+            // The vanilla configuration's domain is the local address.
+            "global_getvar" => match args {
+                "domain" => "127.0.0.1".into(),
+                _ => String::new(),
+            },
             "" => "-ERR no reply\n".into(),
             other => format!("-ERR {other} Command not found!\n"),
         }

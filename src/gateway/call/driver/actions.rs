@@ -136,6 +136,17 @@ impl Driver {
                 started: self.started,
             },
         );
+        self.contact_busy(true);
+    }
+
+    /// A contact in a call with this interface shows as on the phone, and as itself again
+    /// when the call ends.
+    fn contact_busy(&self, busy: bool) {
+        let gw = &self.ctx.gw;
+        let cfg = &self.ctx.cfg;
+        if let Some(state) = gw.contacts.presence(cfg.id, &cfg.name, &self.remote, busy) {
+            gw.presence.push(state);
+        }
     }
 
     /// Channel variables as the original module set them (`skype_user`, ...), so the
@@ -393,7 +404,9 @@ impl Driver {
             }
         }
         gw.pending_inbound.remove(&self.uuid);
-        gw.live_calls.remove(&self.uuid);
+        if gw.live_calls.remove(&self.uuid).is_some() {
+            self.contact_busy(false);
+        }
         if let Some(ended) = self.ended {
             let direction = self.direction.label();
             gw.metrics.call_ended(direction, ended.cause().as_str());
