@@ -193,3 +193,19 @@ fn a_host_name_that_cannot_travel_in_variables_is_refused() {
     assert_eq!(ok.cluster.host, "box-a.example");
     assert!(ok.cluster.arbitrate);
 }
+
+#[test]
+fn a_presence_domain_that_would_break_the_from_header_is_refused() {
+    let problems = match load_str("[presence]\ndomain = \"a b@c\"\n") {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string().contains("presence.domain")),
+        "{problems:?}"
+    );
+    let ok = load_str("[presence]\ndomain = \"pbx.example.com\"\n").unwrap();
+    assert_eq!(ok.presence.domain.as_deref(), Some("pbx.example.com"));
+}
