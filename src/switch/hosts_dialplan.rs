@@ -128,6 +128,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_what_the_command_writes() {
+        let shipped = include_str!("../../dialplan/default/00_skypopen_hosts.xml.example");
+        let written = render(&hosts(&["10.0.0.1:8084", "10.0.0.2:8084", "10.0.0.3:8084"]));
+        assert_eq!(written.unwrap(), shipped);
+    }
+
+    #[test]
     fn hosts_that_could_break_the_xml_are_refused() {
         assert_eq!(render(&[]), Err(HostsDialplanError::NoHosts));
         for bad in ["a\"b:1", "x:1 async", "<h>:1", "nohostport", ""] {
