@@ -3,7 +3,7 @@
 //! the call with that id.
 
 use super::call::{self, CallDone, CallInput};
-use super::cluster::{Subject, Verdict};
+use super::cluster::{ring_key, Subject, Verdict};
 use super::contacts::{read_one, Change, PresenceState};
 use super::registry::{IfaceState, Reservation};
 use super::Gateway;
@@ -372,7 +372,7 @@ async fn transfer_is_ours(gw: &Gateway, account_caller: &(String, String)) -> bo
         return true;
     }
     tokio::time::sleep(OTHER_HOSTS_PATIENCE).await;
-    let key = format!("{}|{}", account_caller.0, account_caller.1);
+    let key = ring_key(&account_caller.0, &account_caller.1);
     match gw.cluster.claim(Subject::Ring, &key).await {
         Ok(Verdict::Mine(claim)) => {
             let cluster = gw.clone();

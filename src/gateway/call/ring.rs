@@ -5,7 +5,7 @@
 //! ring in FreeSWITCH's mod_hash against the other hosts.
 
 use super::CallContext;
-use crate::gateway::cluster::{Claim, Subject, Verdict};
+use crate::gateway::cluster::{ring_key, Claim, Subject, Verdict};
 use crate::gateway::registry::Reservation;
 use crate::skype::api::{CallEvent, CallId, CallProperty, Command, Notification};
 use crate::skype::session::SessionHandle;
@@ -86,10 +86,10 @@ pub(super) async fn take(
 /// `None` when another host took the ring. When FreeSWITCH cannot be asked, this host takes
 /// it: a call answered twice is better than a call nobody answers.
 async fn claim_across_hosts(ctx: &CallContext, claim: &(String, String)) -> Option<Claim> {
-    let key = format!("{}|{}", claim.0, claim.1);
+    let key = ring_key(&claim.0, &claim.1);
     match ctx.gw.cluster.claim(Subject::Ring, &key).await {
         Ok(Verdict::Mine(won)) => Some(won),
-        Ok(Verdict::Theirs { holder, .. }) => {
+        Ok(Verdict::Theirs { holder }) => {
             debug!(caller = %claim.1, %holder, "ring taken by another host");
             None
         }

@@ -227,7 +227,7 @@ impl Delivery {
             match self.cluster.claim(Subject::Chat, &key).await {
                 Ok(Verdict::Mine(claim)) => return Ok(Some(claim)),
                 Ok(Verdict::Done) => return Ok(None),
-                Ok(Verdict::Theirs { holder, .. }) => {
+                Ok(Verdict::Theirs { holder }) => {
                     debug!(chat_id = chat.id, %holder, "chat message claimed by another host; waiting for it");
                     sleep(CLAIM_RECHECK, cancel).await?;
                 }

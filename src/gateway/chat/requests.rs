@@ -102,7 +102,7 @@ async fn whose(gw: &Gateway, request: &ChatRequest) -> Whose {
     };
     match gw.cluster.claim(Subject::Request, event_id).await {
         Ok(Verdict::Mine(claim)) => Whose::Ours(Some(claim)),
-        Ok(Verdict::Theirs { holder, .. }) => {
+        Ok(Verdict::Theirs { holder }) => {
             info!(via = request.via, to = %request.to, %holder, "chat requested by FreeSWITCH is sent by another host");
             Whose::OtherHost
         }

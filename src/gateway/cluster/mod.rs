@@ -49,6 +49,15 @@ impl Subject {
     }
 }
 
+/// The key of a ring's claim: the same on every host for the same (account, caller).
+pub fn ring_key(account: &str, caller: &str) -> String {
+    format!(
+        "{}|{}",
+        account.to_ascii_lowercase(),
+        caller.to_ascii_lowercase()
+    )
+}
+
 /// How long a `done` mark stays: a host that comes back later than this and finds the message
 /// still unseen in its client delivers it again (the consumer's `skypopen_message_key` tells).
 const DONE_KEPT: Duration = Duration::from_secs(600);
@@ -57,8 +66,8 @@ const DONE_KEPT: Duration = Duration::from_secs(600);
 pub enum Verdict {
     /// This host acts; `finish` or `release` the claim afterwards.
     Mine(Claim),
-    /// Another host holds it; its lease ends at `until_ms`.
-    Theirs { holder: String, until_ms: u64 },
+    /// Another host holds it.
+    Theirs { holder: String },
     /// Another host already finished it.
     Done,
 }
@@ -93,10 +102,6 @@ impl Cluster {
         }
     }
 
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Whether claims go through FreeSWITCH (`cluster.arbitrate`). Off, every claim is
     /// this host's without asking.
     pub fn arbitrates(&self) -> bool {
@@ -123,21 +128,20 @@ impl Cluster {
         if self.link.hash_claim(name, &value).await? {
             return Ok(mine());
         }
+        // Whoever beat us to a second try is unknown here, and does not matter.
+        let someone = || Verdict::Theirs { holder: "?".into() };
         let Some(held) = self.link.hash_read(name).await? else {
             // Released between our two commands: one more try, then it is someone else's.
             return Ok(if self.link.hash_claim(name, &value).await? {
                 mine()
             } else {
-                Verdict::Theirs {
-                    holder: "?".into(),
-                    until_ms: now_ms() + 1000,
-                }
+                someone()
             });
         };
         match Lease::parse(&held) {
             Lease::Done => Ok(Verdict::Done),
             Lease::Held { holder, until_ms } if holder != self.host && until_ms > now_ms() => {
-                Ok(Verdict::Theirs { holder, until_ms })
+                Ok(Verdict::Theirs { holder })
             }
             stale => {
                 debug!(realm = subject.realm(), key, held = %held, ?stale, "taking over a stale claim");
@@ -146,10 +150,7 @@ impl Cluster {
                 {
                     Ok(mine())
                 } else {
-                    Ok(Verdict::Theirs {
-                        holder: "?".into(),
-                        until_ms: now_ms() + 1000,
-                    })
+                    Ok(someone())
                 }
             }
         }
