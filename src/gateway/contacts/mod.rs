@@ -44,6 +44,16 @@ impl Contact {
             since: SystemTime::now(),
         }
     }
+
+    /// How FreeSWITCH is to see this contact on `login`.
+    pub fn presence(&self, login: &str, busy: bool) -> PresenceState {
+        PresenceState {
+            login: login.to_string(),
+            handle: self.handle.clone(),
+            status: self.status.clone(),
+            busy,
+        }
+    }
 }
 
 /// What a notification changed.
@@ -99,7 +109,7 @@ impl Contacts {
         let contact = book.get_mut(&key)?;
         match property {
             "ONLINESTATUS" => {
-                let status = inert(value, 16).to_ascii_uppercase();
+                let status = status_word(value);
                 if status == contact.status {
                     return None;
                 }
@@ -147,12 +157,7 @@ impl Contacts {
     ) -> Option<PresenceState> {
         let book = self.books.get(&interface)?;
         let contact = book.get(&handle.to_ascii_lowercase())?;
-        Some(PresenceState {
-            login: login.to_string(),
-            handle: contact.handle.clone(),
-            status: contact.status.clone(),
-            busy,
-        })
+        Some(contact.presence(login, busy))
     }
 
     /// The interface's contacts in name order.
@@ -177,6 +182,11 @@ pub fn is_handle(text: &str) -> bool {
             || text
                 .strip_prefix('+')
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// An ONLINESTATUS value as kept: a short upper-case word.
+fn status_word(value: &str) -> String {
+    inert(value, 16).to_ascii_uppercase()
 }
 
 /// Control characters dropped, cut to `limit` characters.

@@ -2,12 +2,11 @@
 //! reconnect): `SEARCH FRIENDS`, then `GET USER <h> ONLINESTATUS` and `FULLNAME` for each, a
 //! few contacts at a time so a long list does not crowd calls and chats out of the API.
 
-use super::{is_handle, Contact, PresenceState, BOOK_LIMIT};
+use super::{is_handle, Contact, BOOK_LIMIT};
 use crate::gateway::Gateway;
 use crate::skype::api::{Command, Handle, Notification, UserProperty};
 use crate::skype::session::SessionHandle;
 use futures_util::stream::{self, StreamExt};
-use std::time::SystemTime;
 use tracing::{debug, info, warn};
 
 /// Contacts read at the same time.
@@ -38,7 +37,7 @@ pub async fn refresh(gw: Gateway, interface: u32, login: String, session: Sessio
         .await;
     info!(contacts = contacts.len(), "contact list read");
     for contact in &contacts {
-        gw.presence.push(presence_of(&login, contact));
+        gw.presence.push(contact.presence(&login, false));
     }
     gw.contacts.replace(interface, contacts);
 }
@@ -55,17 +54,8 @@ pub async fn read_one(
         return;
     };
     let contact = read(&session, handle).await;
-    gw.presence.push(presence_of(&login, &contact));
+    gw.presence.push(contact.presence(&login, false));
     gw.contacts.upsert(interface, contact);
-}
-
-pub fn presence_of(login: &str, contact: &Contact) -> PresenceState {
-    PresenceState {
-        login: login.to_string(),
-        handle: contact.handle.clone(),
-        status: contact.status.clone(),
-        busy: false,
-    }
 }
 
 async fn read(session: &SessionHandle, handle: Handle) -> Contact {
@@ -80,15 +70,9 @@ async fn read(session: &SessionHandle, handle: Handle) -> Contact {
         Ok(Notification::User { value, .. }) => Some(value),
         _ => None,
     };
-    let mut contact = Contact {
-        handle: handle.to_string(),
-        display_name: String::new(),
-        status: "UNKNOWN".into(),
-        buddy: 3,
-        since: SystemTime::now(),
-    };
+    let mut contact = Contact::new(handle.as_str());
     if let Some(status) = value(status) {
-        contact.status = super::inert(&status, 16).to_ascii_uppercase();
+        contact.status = super::status_word(&status);
     }
     if let Some(name) = value(name) {
         contact.display_name = super::inert(&name, super::NAME_LIMIT);
