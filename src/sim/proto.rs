@@ -164,6 +164,15 @@ pub enum Request {
     Authorize {
         handle: String,
     },
+    /// `SET USER <h> ISAUTHORIZED FALSE`: refuses a contact request (or withdraws one given).
+    Deauthorize {
+        handle: String,
+    },
+    /// `SET USER <h> ISBLOCKED TRUE|FALSE`.
+    Block {
+        handle: String,
+        on: bool,
+    },
     UserInfo {
         handle: String,
     },
@@ -201,6 +210,10 @@ pub enum Reply {
     },
     ChatSent {
         message: u64,
+        /// The recipient can be reached now: the message is SENT at once; otherwise it stays
+        /// SENDING until they come online.
+        #[serde(default)]
+        reachable: bool,
     },
     Message {
         message: ChatMessageInfo,
@@ -218,6 +231,10 @@ pub enum Reply {
         /// The asking account's `BUDDYSTATUS` for the user.
         #[serde(default)]
         buddy: u8,
+        #[serde(default)]
+        authorized: bool,
+        #[serde(default)]
+        blocked: bool,
     },
     Friends {
         handles: Vec<String>,
@@ -277,6 +294,15 @@ pub enum Down {
     },
     ChatReceived {
         message: u64,
+    },
+    /// One of this account's outgoing messages moved on (`SENT`, `READ`).
+    ChatStatus {
+        message: u64,
+        status: String,
+    },
+    /// The account's SkypeOut balance changed.
+    Balance {
+        balance: i64,
     },
     AuthRequest {
         from: String,
@@ -371,6 +397,10 @@ pub enum CtlCommand {
     Inbox {
         party: String,
     },
+    /// A remote party reads what it has received (the senders hear `STATUS READ`).
+    Read {
+        party: String,
+    },
     AuthRequest {
         from: String,
         to: String,
@@ -395,6 +425,9 @@ pub enum CtlCommand {
     Balance {
         #[serde(default)]
         user: Option<String>,
+        /// Sets the account's balance (its clients hear `PROFILE PSTN_BALANCE`).
+        #[serde(default)]
+        set: Option<i64>,
     },
     Fault {
         user: String,

@@ -246,7 +246,18 @@ enum CtlVerb {
     /// Clients online per account, live call count.
     Status,
     /// PSTN balances.
-    Balance { user: Option<String> },
+    Balance {
+        user: Option<String>,
+        /// Sets USER's balance; its clients hear `PROFILE PSTN_BALANCE`.
+        #[arg(long, requires = "user")]
+        set: Option<i64>,
+    },
+    /// A remote person (or bot) reads the chat messages it has received; the senders' clients
+    /// hear `CHATMESSAGE <id> STATUS READ`.
+    Read {
+        #[arg(long)]
+        party: String,
+    },
     /// Injects a fault into every client logged in as USER.
     Fault {
         user: String,
@@ -526,7 +537,8 @@ async fn run_ctl(a: CtlArgs) -> anyhow::Result<()> {
         },
         CtlVerb::Calls => CtlCommand::Calls,
         CtlVerb::Status => CtlCommand::Status,
-        CtlVerb::Balance { user } => CtlCommand::Balance { user },
+        CtlVerb::Balance { user, set } => CtlCommand::Balance { user, set },
+        CtlVerb::Read { party } => CtlCommand::Read { party },
         CtlVerb::Fault { user, fault } => CtlCommand::Fault {
             user,
             fault: match fault {

@@ -28,6 +28,10 @@ pub enum Command {
         handle: String,
         value: String,
     },
+    SetUserBlocked {
+        handle: String,
+        value: String,
+    },
     SetUserBuddy {
         handle: String,
         status: Option<u8>,
@@ -205,6 +209,11 @@ fn parse_set(rest: &str) -> Command {
             let (property, value) = word(rest);
             if is(property, "ISAUTHORIZED") {
                 Command::SetUserAuthorized {
+                    handle: handle.to_string(),
+                    value: value.trim().to_ascii_uppercase(),
+                }
+            } else if is(property, "ISBLOCKED") {
+                Command::SetUserBlocked {
                     handle: handle.to_string(),
                     value: value.trim().to_ascii_uppercase(),
                 }

@@ -412,17 +412,10 @@ impl Client {
             Command::GetProfile(what) => vec![self.get_profile(&what)],
             Command::SetSetting { name, value } => vec![format!("{name} {value}")],
             Command::SetUserAuthorized { handle, value } => {
-                if value == "TRUE" {
-                    if let Err(line) = self
-                        .net(Request::Authorize {
-                            handle: handle.clone(),
-                        })
-                        .await
-                    {
-                        return vec![line];
-                    }
-                }
-                vec![format!("USER {handle} ISAUTHORIZED {value}")]
+                self.set_user_flag(handle, "ISAUTHORIZED", value).await
+            }
+            Command::SetUserBlocked { handle, value } => {
+                self.set_user_flag(handle, "ISBLOCKED", value).await
             }
             Command::SetCallDtmf { call, digit } => self.set_dtmf(call, &digit).await,
             Command::SetCallStatus { call, status } => match status.as_str() {
@@ -449,11 +442,14 @@ impl Client {
             Command::GetChat { chat, property } => self.get_chat(&chat, &property).await,
             Command::ChatMessage { chat, body } => {
                 match self.net(Request::ChatSend { chat, body }).await {
-                    Ok(Reply::ChatSent { message }) => {
-                        self.later(
-                            Duration::from_millis(30),
-                            Timer::Notify(format!("CHATMESSAGE {message} STATUS SENT")),
-                        );
+                    Ok(Reply::ChatSent { message, reachable }) => {
+                        // Otherwise the network says SENT when the recipient can be reached.
+                        if reachable {
+                            self.later(
+                                Duration::from_millis(30),
+                                Timer::Notify(format!("CHATMESSAGE {message} STATUS SENT")),
+                            );
+                        }
                         vec![format!("CHATMESSAGE {message} STATUS SENDING")]
                     }
                     Ok(other) => vec![unexpected(other)],
@@ -646,6 +642,14 @@ impl Client {
             Down::ChatReceived { message } => {
                 self.notify(format!("CHATMESSAGE {message} STATUS RECEIVED"))
                     .await;
+            }
+            Down::ChatStatus { message, status } => {
+                self.notify(format!("CHATMESSAGE {message} STATUS {status}"))
+                    .await;
+            }
+            Down::Balance { balance } => {
+                self.profile.balance = balance;
+                self.notify(format!("PROFILE PSTN_BALANCE {balance}")).await;
             }
             Down::AuthRequest { from, text } => {
                 self.notify(format!("USER {from} RECEIVEDAUTHREQUEST {text}"))

@@ -520,6 +520,8 @@ async fn contact_requests_and_faults() {
         .await;
     c.send("SET USER dave ISAUTHORIZED TRUE").await;
     c.expect("USER dave ISAUTHORIZED TRUE").await;
+    // Accepting makes dave a contact.
+    c.expect_seen("USER dave BUDDYSTATUS 3").await;
     let contacts = ctl_ok(
         &w,
         CtlCommand::Contacts {

@@ -17,6 +17,8 @@ impl Client {
                 display_name,
                 status,
                 buddy,
+                authorized,
+                blocked,
                 ..
             }) => match property {
                 "FULLNAME" | "DISPLAYNAME" => {
@@ -24,8 +26,41 @@ impl Client {
                 }
                 "ONLINESTATUS" => vec![format!("USER {handle} ONLINESTATUS {status}")],
                 "BUDDYSTATUS" => vec![format!("USER {handle} BUDDYSTATUS {buddy}")],
+                "ISAUTHORIZED" => vec![format!("USER {handle} ISAUTHORIZED {}", flag(authorized))],
+                "ISBLOCKED" => vec![format!("USER {handle} ISBLOCKED {}", flag(blocked))],
                 _ => vec!["ERROR 2 Unknown command".into()],
             },
+            Ok(other) => vec![unexpected(other)],
+            Err(line) => vec![line],
+        }
+    }
+
+    /// `SET USER <h> ISAUTHORIZED|ISBLOCKED TRUE|FALSE`, answered with the new value.
+    pub(super) async fn set_user_flag(
+        &mut self,
+        handle: String,
+        property: &str,
+        value: String,
+    ) -> Vec<String> {
+        let on = match value.as_str() {
+            "TRUE" => true,
+            "FALSE" => false,
+            _ => return vec!["ERROR 518 Invalid value".into()],
+        };
+        let request = match (property, on) {
+            ("ISAUTHORIZED", true) => Request::Authorize {
+                handle: handle.clone(),
+            },
+            ("ISAUTHORIZED", false) => Request::Deauthorize {
+                handle: handle.clone(),
+            },
+            _ => Request::Block {
+                handle: handle.clone(),
+                on,
+            },
+        };
+        match self.net(request).await {
+            Ok(Reply::Ok) => vec![format!("USER {handle} {property} {value}")],
             Ok(other) => vec![unexpected(other)],
             Err(line) => vec![line],
         }
@@ -64,5 +99,13 @@ impl Client {
             Ok(other) => vec![unexpected(other)],
             Err(line) => vec![line],
         }
+    }
+}
+
+fn flag(on: bool) -> &'static str {
+    if on {
+        "TRUE"
+    } else {
+        "FALSE"
     }
 }

@@ -16,6 +16,8 @@ pub struct Chats {
     order: std::collections::VecDeque<u64>,
     unseen: HashMap<String, BTreeSet<u64>>,
     inbox: HashMap<String, Vec<u64>>,
+    /// How much of each party's inbox it has read (a prefix: a person reads a dialog to its end).
+    inbox_read: HashMap<String, usize>,
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -128,6 +130,21 @@ impl Chats {
             .unwrap_or_default()
     }
 
+    /// The messages `party` has not read yet, now marked read: (id, sender).
+    pub fn read_inbox(&mut self, party: &str) -> Vec<(u64, String)> {
+        let party = party.to_ascii_lowercase();
+        let Some(ids) = self.inbox.get(&party) else {
+            return Vec::new();
+        };
+        let read = self.inbox_read.entry(party).or_default();
+        let fresh: Vec<(u64, String)> = ids[(*read).min(ids.len())..]
+            .iter()
+            .filter_map(|id| self.messages.get(id).map(|m| (*id, m.from_handle.clone())))
+            .collect();
+        *read = ids.len();
+        fresh
+    }
+
     /// Messages a party that no client logs in as (a remote person, a bot) received.
     pub fn inbox(&self, party: &str) -> Vec<ChatMessageInfo> {
         self.inbox
@@ -173,5 +190,9 @@ mod tests {
         c.post(14, &chat, "user1", "reply").unwrap();
         assert_eq!(c.inbox("alice").len(), 1);
         assert_eq!(c.inbox("alice")[0].body, "reply");
+        assert_eq!(c.read_inbox("alice"), vec![(14, "user1".to_string())]);
+        assert!(c.read_inbox("alice").is_empty());
+        c.post(15, &chat, "user1", "again").unwrap();
+        assert_eq!(c.read_inbox("Alice"), vec![(15, "user1".to_string())]);
     }
 }

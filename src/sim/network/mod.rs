@@ -214,6 +214,8 @@ fn handle(net: &Arc<Network>, session: u64, request: Request) -> Reply {
         Request::ChatSeen { message } => net.chat_seen(session, message),
         Request::MissedChats => net.missed_chats(session),
         Request::Authorize { handle } => net.authorize(session, &handle),
+        Request::Deauthorize { handle } => net.deauthorize(session, &handle),
+        Request::Block { handle, on } => net.block(session, &handle, on),
         Request::UserInfo { handle } => net.user_info(session, &handle),
         Request::Friends => net.friends(session),
         Request::SetBuddy {
@@ -263,7 +265,8 @@ fn ctl(net: &Arc<Network>, command: CtlCommand) -> (Down, Option<bytes::Bytes>) 
         CtlCommand::Contact { user, handle, add } => net.ctl_contact(&user, &handle, add),
         CtlCommand::Calls => Ok(net.ctl_calls()),
         CtlCommand::Status => Ok(net.ctl_status()),
-        CtlCommand::Balance { user } => net.ctl_balance(user.as_deref()),
+        CtlCommand::Balance { user, set } => net.ctl_balance(user.as_deref(), set),
+        CtlCommand::Read { party } => net.ctl_read(&party),
         CtlCommand::Fault { user, fault } => net.ctl_fault(&user, fault),
     };
     let reply = match result {

@@ -72,7 +72,7 @@ impl Network {
             Step::Routing => {
                 w.status(&caller, "ROUTING");
                 if callee.identity == Identity::Pstn {
-                    let funded = accounts::account(&caller.handle).is_none_or(|a| a.balance > 0);
+                    let funded = w.balance_of(&caller.handle).is_none_or(|b| b > 0);
                     if !funded {
                         self.fail(&mut w, call_id, FAILURE_MISC);
                         return;

@@ -221,6 +221,9 @@ impl Network {
         }
         let to = to.to_ascii_lowercase();
         let mut w = self.world();
+        if w.blocks(&to, &from) {
+            return Ok(json!({"from": from, "to": to, "delivered_to": 0, "blocked": true}));
+        }
         let sessions = w.sessions_of(&to);
         if sessions.is_empty() {
             w.pending_auth
@@ -282,10 +285,24 @@ impl Network {
         json!({"online": online, "live_calls": w.calls.len()})
     }
 
-    pub fn ctl_balance(&self, user: Option<&str>) -> Result<Value, String> {
+    /// `ctl balance [--user U [--set N]]`: reads balances, or sets one (the account's clients
+    /// hear `PROFILE PSTN_BALANCE N`).
+    pub fn ctl_balance(&self, user: Option<&str>, set: Option<i64>) -> Result<Value, String> {
+        let mut w = self.world();
+        if let Some(balance) = set {
+            let account = user
+                .and_then(accounts::account)
+                .ok_or("--set needs --user naming an account")?;
+            let handle = account.handle.to_string();
+            w.balances.insert(handle.clone(), balance);
+            w.tell_account(&handle, &Down::Balance { balance });
+        }
         let list: Vec<Value> = accounts::accounts()
             .filter(|a| user.is_none_or(|u| a.handle.eq_ignore_ascii_case(u)))
-            .map(|a| json!({"user": a.handle, "balance": a.balance, "currency": a.currency}))
+            .map(|a| {
+                let balance = w.balance_of(&a.handle).unwrap_or(a.balance);
+                json!({"user": a.handle, "balance": balance, "currency": a.currency})
+            })
             .collect();
         if list.is_empty() {
             return Err(format!("no account {:?}", user.unwrap_or_default()));

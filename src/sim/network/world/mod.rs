@@ -18,6 +18,7 @@ mod calls;
 mod chatting;
 mod control;
 mod presence;
+mod receipts;
 
 use super::chats::Chats;
 use super::media::{self, Behaviour, CallMedia, Generator, MediaSide, Recording};
@@ -114,9 +115,26 @@ struct World {
     statuses: HashMap<String, crate::sim::presence::OnlineStatus>,
     /// Contact lists that changed from the default, per account: handle → BUDDYSTATUS.
     contacts: HashMap<String, std::collections::BTreeMap<String, u8>>,
+    /// Messages still SENDING, by recipient (see `receipts`).
+    undelivered: HashMap<String, VecDeque<u64>>,
+    /// Names each account has blocked.
+    blocked: HashMap<String, HashSet<String>>,
+    /// Balances `ctl balance --set` changed, per account (the rest are the accounts' own).
+    balances: HashMap<String, i64>,
 }
 
 impl World {
+    /// An account's SkypeOut balance; `None` for a name that is not an account.
+    fn balance_of(&self, handle: &str) -> Option<i64> {
+        let account = accounts::account(handle)?;
+        Some(
+            self.balances
+                .get(account.handle.as_ref())
+                .copied()
+                .unwrap_or(account.balance),
+        )
+    }
+
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -196,10 +214,11 @@ impl Network {
             &Down::Welcome {
                 user: account.handle.to_string(),
                 display_name: account.display_name.to_string(),
-                balance: account.balance,
+                balance: w.balance_of(&account.handle).unwrap_or(account.balance),
                 currency: account.currency.into(),
             },
         );
+        w.release_waiting(&account.handle);
         let pending = w
             .pending_auth
             .remove(account.handle.as_ref())

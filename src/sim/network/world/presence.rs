@@ -7,7 +7,7 @@ use crate::sim::presence::{self, buddy, OnlineStatus};
 
 impl World {
     /// `handle`'s status as others see it.
-    fn status_of(&self, handle: &str) -> OnlineStatus {
+    pub(super) fn status_of(&self, handle: &str) -> OnlineStatus {
         let handle = handle.to_ascii_lowercase();
         if let Some(status) = self.statuses.get(&handle) {
             return status.as_seen();
@@ -25,7 +25,10 @@ impl World {
         OnlineStatus::Unknown
     }
 
-    fn contacts_of(&mut self, account: &str) -> &mut std::collections::BTreeMap<String, u8> {
+    pub(super) fn contacts_of(
+        &mut self,
+        account: &str,
+    ) -> &mut std::collections::BTreeMap<String, u8> {
         self.contacts
             .entry(account.to_ascii_lowercase())
             .or_insert_with(presence::default_contacts)
@@ -52,7 +55,7 @@ impl World {
             .collect()
     }
 
-    fn tell_account(&self, account: &str, msg: &Down) {
+    pub(super) fn tell_account(&self, account: &str, msg: &Down) {
         for session in self.sessions_of(account) {
             self.send(session, msg);
         }
@@ -69,6 +72,15 @@ impl Network {
             Some(account) => w.buddy_of(account, handle),
             None => buddy::NEVER,
         };
+        let (authorized, blocked) = match &account {
+            Some(account) => (
+                w.authorized
+                    .get(&account.to_ascii_lowercase())
+                    .is_some_and(|set| set.contains(&handle.to_ascii_lowercase())),
+                w.blocks(account, handle),
+            ),
+            None => (false, false),
+        };
         Reply::User {
             handle: handle.to_string(),
             display_name: accounts::display_name(handle),
@@ -78,6 +90,8 @@ impl Network {
             ),
             status: status.as_str().to_string(),
             buddy,
+            authorized,
+            blocked,
         }
     }
 
@@ -128,7 +142,10 @@ impl Network {
                 w.send(other, &change);
             }
         }
-        if status == buddy::PENDING && accounts::account(&handle).is_some() {
+        if status == buddy::PENDING
+            && accounts::account(&handle).is_some()
+            && !w.blocks(&handle, &account)
+        {
             let request = Down::AuthRequest {
                 from: account.clone(),
                 text: text.to_string(),
@@ -163,6 +180,7 @@ impl Network {
         w.statuses.insert(handle.clone(), status);
         let seen = w.status_of(&handle);
         let mut told = 0;
+        w.release_waiting(&handle);
         if seen != before {
             let change = Down::UserStatus {
                 handle: handle.clone(),
