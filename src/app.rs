@@ -154,6 +154,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
     crate::gateway::commands::register(&table, &gateway);
     let events = EventBus::new(Arc::new(EventSource::new()));
+    gateway.notices.attach_bus(events.clone());
+    gateway.tasks.spawn(crate::gateway::notices::publish(
+        Arc::clone(&gateway.notices),
+        gateway.switch.clone(),
+        settings.cluster.host.clone(),
+        stop.child_token(),
+    ));
     crate::gateway::chat::start(&gateway, events.clone());
     let listener = Listener::bind(
         ListenerConfig::from_settings(&settings),

@@ -423,7 +423,7 @@ async fn wait_log(stack: &Stack, parts: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contact_requests_are_accepted_or_ignored_per_auto_authorize() {
+async fn contact_requests_are_accepted_or_asked_per_auto_authorize() {
     let mut spec = StackSpec::users(&["user5", "user6"]);
     spec.interfaces[1] =
         support::stack::IfaceSpec::new("interface2", "user6").toml("auto_authorize = false");
@@ -451,7 +451,9 @@ async fn contact_requests_are_accepted_or_ignored_per_auto_authorize() {
         assert!(Instant::now() < deadline, "dave never authorized: {c}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wait_log(&stack, &["interface2", "contact request ignored", "alice"]).await;
+    // auto_authorize = false now means "ask": the request waits for `sk auth`.
+    wait_log(&stack, &["interface2", "contact request", "asked", "alice"]).await;
+    assert!(stack.api("sk auth interface2").await.contains("alice\t"));
     let c = stack.net.actl(&["contacts", "user6"]).await;
     assert_eq!(c["authorized"], serde_json::json!([]), "{c}");
 }

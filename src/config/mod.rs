@@ -118,6 +118,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub cluster: ClusterSettings,
     pub presence: PresenceSettings,
+    pub chat: ChatSettings,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -237,6 +238,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
     validate::host_name(&cluster.host, problems);
     let presence: PresenceSettings = section(&mut tree, "presence", problems).unwrap_or_default();
     validate::presence_domain(presence.domain.as_deref(), problems);
+    let chat: ChatSettings = section(&mut tree, "chat", problems).unwrap_or_default();
     validate::call_timers(&calls, problems);
     let defaults_params: InterfaceParams =
         section(&mut tree, "defaults", problems).unwrap_or_default();
@@ -305,6 +307,7 @@ fn resolve(path: &Path, mut tree: Tree, problems: &mut Vec<Problem>) -> Settings
         metrics,
         cluster,
         presence,
+        chat,
         interfaces,
     }
 }
@@ -400,6 +403,8 @@ fn builtin_params() -> InterfaceParams {
         skype_get_inband_dtmf: Some(false),
         skype_add_outband_dtmf_also_when_bridged: Some(false),
         auto_authorize: Some(true),
+        // Unset: `auto_authorize` decides, as it did before this setting existed.
+        contact_requests: None,
     }
 }
 
@@ -444,6 +449,13 @@ fn resolve_interface(
             .skype_add_outband_dtmf_also_when_bridged
             .unwrap_or(false),
         auto_authorize: p.auto_authorize.unwrap_or(true),
+        contact_requests: p
+            .contact_requests
+            .unwrap_or(if p.auto_authorize.unwrap_or(true) {
+                ContactRequests::Accept
+            } else {
+                ContactRequests::Ask
+            }),
     })
 }
 

@@ -195,6 +195,41 @@ pub struct PresenceSettings {
     pub domain: Option<String>,
 }
 
+/// Outgoing chats.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSettings {
+    /// A message the client has not reported SENT within this long is reported FAILED
+    /// (`skypopen::chat_status`); a SENT that comes later is still reported.
+    pub sent_timeout_secs: f64,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            sent_timeout_secs: 60.0,
+        }
+    }
+}
+
+impl ChatSettings {
+    pub fn sent_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.sent_timeout_secs.clamp(0.1, 86_400.0))
+    }
+}
+
+/// What an interface does with a contact request (`USER <h> RECEIVEDAUTHREQUEST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactRequests {
+    /// Authorize at once (the original module's behaviour).
+    Accept,
+    /// Refuse at once.
+    Deny,
+    /// Fire `skypopen::contact_request` and wait for `sk auth`.
+    Ask,
+}
+
 /// Where Prometheus scrapes `/metrics` and a monitor asks `/health`; off when unset.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,6 +313,7 @@ pub struct InterfaceParams {
     pub skype_get_inband_dtmf: Option<bool>,
     pub skype_add_outband_dtmf_also_when_bridged: Option<bool>,
     pub auto_authorize: Option<bool>,
+    pub contact_requests: Option<ContactRequests>,
 }
 
 impl InterfaceParams {
@@ -309,6 +345,7 @@ impl InterfaceParams {
                 .skype_add_outband_dtmf_also_when_bridged
                 .or(fallback.skype_add_outband_dtmf_also_when_bridged),
             auto_authorize: self.auto_authorize.or(fallback.auto_authorize),
+            contact_requests: self.contact_requests.or(fallback.contact_requests),
         }
     }
 }
@@ -324,6 +361,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "metrics",
     "cluster",
     "presence",
+    "chat",
     "defaults",
     "interface",
 ];
@@ -346,6 +384,8 @@ pub struct InterfaceConfig {
     pub skype_get_inband_dtmf: bool,
     pub skype_add_outband_dtmf_also_when_bridged: bool,
     pub auto_authorize: bool,
+    /// `contact_requests`, else `auto_authorize` (true: accept; false: ask).
+    pub contact_requests: ContactRequests,
 }
 
 /// Accepts `["a", "b"]` or `"a,b"` (an environment variable can only be a string).

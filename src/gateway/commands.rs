@@ -6,7 +6,7 @@
 //! (no prefix surprises), `Total Interfaces` counts interfaces, the `sk console` choice belongs
 //! to one listener connection, and raw API text returns the client's reply.
 
-use super::chat::send_chat;
+use super::chat::{send_chat, ChatTicket};
 use super::interface::InterfaceHandle;
 use super::registry::IfaceState;
 use super::Gateway;
@@ -32,6 +32,8 @@ sk console <interface>             choose the interface `sk <raw>` talks to (thi
 sk <Skype API text>                send raw API text to the console interface; prints its reply
 sk balances                        SkypeOut balance of every interface
 sk contacts <interface>            the interface's Skype contacts, their status and since when
+sk auth <interface> [accept|deny <handle>]
+                                   contact requests waiting (contact_requests = \"ask\"), or answer one
 sk reload                          re-read the configuration: add new interfaces, apply changed
                                    settings to idle ones
 sk remove <skype_user>|#<id>|#<name> [force]
@@ -137,6 +139,7 @@ pub async fn sk(gw: &Gateway, args: &str, session: &SessionContext) -> String {
             _ => out.push_str("-ERR Usage: sk console interface_name\n"),
         },
         "balances" => out.push_str(&balances(gw).await),
+        "auth" => out.push_str(&super::contacts::sk_auth(gw, &words[1..]).await),
         "contacts" => match words.as_slice() {
             [_, name] => out.push_str(&contacts(gw, name, false)),
             _ => out.push_str("-ERR Usage: sk contacts interface_name\n"),
@@ -243,14 +246,21 @@ pub async fn skypopen_chat(gw: &Gateway, args: &str) -> String {
         Ok(found) => found,
         Err(error) => return error,
     };
-    if let Err(e) = send_chat(gw, Some(name), None, remote, text).await {
-        let _ = writeln!(out, "-ERR {e}");
+    // The id comes back on success; the chat's `skypopen::chat_status` notices carry it.
+    match send_chat(gw, Some(name), None, remote, text, &ChatTicket::new()).await {
+        Ok(sent) => {
+            let _ = writeln!(out, "+OK {}", sent.chat_id);
+        }
+        Err(e) => {
+            let _ = writeln!(out, "-ERR {e}");
+        }
     }
     out
 }
 
 /// FreeSWITCH's own `chat <proto>|<from>|<to>|<text>` syntax, for the SKYPE protocol. Its
-/// replies: `Sent` or `Error! Message Not Sent`, without a newline.
+/// replies: `Sent <chat id>` (FreeSWITCH's `Sent`, then the id the chat's
+/// `skypopen::chat_status` notices carry) or `Error! Message Not Sent`, without a newline.
 pub async fn chat(gw: &Gateway, args: &str) -> String {
     let mut parts = args.trim_start().splitn(4, '|');
     let (Some(proto), Some(from), Some(to), Some(text)) =
@@ -261,8 +271,17 @@ pub async fn chat(gw: &Gateway, args: &str) -> String {
     if !proto.trim().eq_ignore_ascii_case("skype") {
         return "Error! Message Not Sent".to_string();
     }
-    match send_chat(gw, None, Some(from.trim()), to.trim(), text).await {
-        Ok(_) => "Sent".to_string(),
+    match send_chat(
+        gw,
+        None,
+        Some(from.trim()),
+        to.trim(),
+        text,
+        &ChatTicket::new(),
+    )
+    .await
+    {
+        Ok(sent) => format!("Sent {}", sent.chat_id),
         Err(e) => {
             warn!(error = %e, "chat not sent");
             "Error! Message Not Sent".to_string()

@@ -224,6 +224,14 @@ impl Actor {
 
     async fn on_notification(&mut self, incoming: Incoming) {
         self.chat.on_notification(&incoming);
+        if let Some(notice) = self
+            .gw
+            .chat
+            .receipts
+            .on_notification(self.cfg.id, &incoming)
+        {
+            self.gw.notices.post(notice);
+        }
         match &incoming.notification {
             Notification::Call { id, event } => {
                 let (id, event) = (*id, event.clone());
@@ -243,7 +251,14 @@ impl Actor {
                 self.broadcast(CallInput::NotOnline).await;
             }
             Notification::AuthRequest { handle, text } => {
-                self.on_auth_request(handle, text);
+                super::contacts::on_auth_request(&self.gw, &self.cfg, &self.session, handle, text);
+            }
+            // Untagged: the client's own news, not the answer to `sk balances`.
+            Notification::Profile { .. } if incoming.tag.is_none() => {
+                if let Some(balance) = incoming.notification.pstn_balance() {
+                    info!(balance, "SkypeOut balance changed");
+                    self.gw.notices.balance(&self.cfg, balance);
+                }
             }
             Notification::User {
                 handle,
@@ -281,22 +296,6 @@ impl Actor {
                 }
             }
             other => debug!(notification = %other, "notification"),
-        }
-    }
-
-    fn on_auth_request(&self, handle: &str, text: &str) {
-        if !self.cfg.auto_authorize {
-            info!(from = %handle, %text, "contact request ignored (auto_authorize = false)");
-            return;
-        }
-        match Handle::new(handle) {
-            Ok(h) => {
-                info!(from = %handle, %text, "contact request accepted");
-                if let Err(e) = self.session.send(Command::AuthorizeUser(h)) {
-                    warn!(from = %handle, error = %e, "cannot accept contact request");
-                }
-            }
-            Err(e) => warn!(from = %handle, error = %e, "contact request from an invalid name"),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod dialstring;
 pub mod interface;
 pub mod media_path;
+pub mod notices;
 pub mod observe;
 pub mod registry;
 mod routing;
@@ -93,6 +94,10 @@ pub struct Shared {
     pub contacts: contacts::Contacts,
     /// Contacts' presence waiting to be fired into FreeSWITCH.
     pub presence: Arc<contacts::PresenceQueue>,
+    /// Contact requests waiting for `sk auth`, and each interface's flood limit.
+    pub auth_requests: contacts::AuthRequests,
+    /// The `skypopen::` CUSTOM events waiting to be fired.
+    pub notices: Arc<notices::Notices>,
     /// The other sidecar hosts serving the same accounts, as far as claims go.
     pub cluster: Arc<cluster::Cluster>,
     pub metrics: Arc<Metrics>,
@@ -136,9 +141,12 @@ impl Gateway {
             settings.cluster.arbitrate,
             cancel.child_token(),
         ));
+        let notices: Arc<notices::Notices> = Arc::default();
+        let registry = Registry::new();
+        registry.observe(notices::state_observer(Arc::clone(&notices)));
         Gateway(Arc::new(Shared {
             settings,
-            registry: Registry::new(),
+            registry,
             switch,
             media,
             audio_ports,
@@ -152,6 +160,8 @@ impl Gateway {
             chat: chat::ChatService::default(),
             contacts: contacts::Contacts::default(),
             presence: Arc::default(),
+            notices,
+            auth_requests: contacts::AuthRequests::default(),
             cluster,
             metrics,
             calls_stop: cancel.child_token(),
@@ -179,6 +189,7 @@ impl Gateway {
     pub fn remove_interface(&self, id: u32) -> Option<InterfaceConfig> {
         let (_, handle) = self.interfaces.remove(&id)?;
         self.contacts.forget(id);
+        self.auth_requests.forget(id);
         handle.stop.cancel();
         self.registry.remove(id);
         Some(handle.cfg)

@@ -147,11 +147,35 @@ impl SlotView {
     }
 }
 
-#[derive(Debug)]
 struct Inner {
     slots: Vec<Option<SlotView>>,
     /// Where the next RR hunt starts (the star in `sk list`).
     next: usize,
+    /// Told every state change, under the lock, so changes are told in the order they happen.
+    observer: Option<StateObserver>,
+}
+
+/// Called with the slot after a change and its state before; must not block.
+pub type StateObserver = Arc<dyn Fn(&SlotView, IfaceState) + Send + Sync>;
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("slots", &self.slots)
+            .field("next", &self.next)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn told(&self, slot: &SlotView, before: IfaceState) {
+        if slot.state != before {
+            if let Some(observer) = &self.observer {
+                observer(slot, before);
+            }
+        }
+    }
 }
 
 /// Shared table of interfaces. Cheap to clone. Critical sections are short and never cross an
@@ -225,6 +249,7 @@ impl Registry {
             inner: Arc::new(Mutex::new(Inner {
                 slots: vec![None; ORIGINAL_SLOTS],
                 next: 0,
+                observer: None,
             })),
         }
     }
@@ -262,13 +287,19 @@ impl Registry {
         inner.slots.get_mut(id as usize).and_then(Option::take)
     }
 
+    /// Every state change from now on goes to `observer`.
+    pub fn observe(&self, observer: StateObserver) {
+        self.lock().observer = Some(observer);
+    }
+
     fn update<R>(&self, id: u32, f: impl FnOnce(&mut SlotView) -> R) -> Option<R> {
         let mut inner = self.lock();
-        inner
-            .slots
-            .get_mut(id as usize)
-            .and_then(Option::as_mut)
-            .map(f)
+        let slot = inner.slots.get_mut(id as usize).and_then(Option::as_mut)?;
+        let before = slot.state;
+        let result = f(slot);
+        let slot = slot.clone();
+        inner.told(&slot, before);
+        Some(result)
     }
 
     pub fn get(&self, id: u32) -> Option<SlotView> {
@@ -368,8 +399,11 @@ impl Registry {
             };
             let excluded = exclude_user.is_some_and(|u| slot.skype_user.eq_ignore_ascii_case(u));
             if slot.is_free() && !excluded {
+                let before = slot.state;
                 slot.state = IfaceState::Selected;
+                let after = slot.clone();
                 let (id, name) = (slot.id, slot.name.clone());
+                inner.told(&after, before);
                 drop(inner);
                 return Ok(self.reservation(id, name, IfaceState::Selected));
             }
@@ -395,8 +429,11 @@ impl Registry {
                 state: slot.state.label(),
             });
         }
+        let before = slot.state;
         slot.state = IfaceState::Selected;
+        let after = slot.clone();
         let (id, name) = (slot.id, slot.name.clone());
+        inner.told(&after, before);
         drop(inner);
         Ok(self.reservation(id, name, IfaceState::Selected))
     }
@@ -415,8 +452,11 @@ impl Registry {
                 state: slot.state.label(),
             });
         }
+        let before = slot.state;
         slot.state = IfaceState::Prering;
+        let after = slot.clone();
         let (id, name) = (slot.id, slot.name.clone());
+        inner.told(&after, before);
         drop(inner);
         Ok(self.reservation(id, name, IfaceState::Prering))
     }

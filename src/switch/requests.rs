@@ -25,6 +25,9 @@ pub struct ChatRequest {
     /// The event's identity in FreeSWITCH (`Core-UUID:Event-Sequence`): every sidecar
     /// subscribed sees the same value for the same request.
     pub event_id: Option<String>,
+    /// The requester's own id for the chat (`skypopen_chat_id` header), which its
+    /// `skypopen::chat_status` notices carry.
+    pub chat_id: Option<String>,
 }
 
 /// A command line for the `sk` family.
@@ -99,6 +102,7 @@ fn chat_request(event: &EslEvent) -> Option<ChatRequest> {
         event_id: header("Core-UUID")
             .zip(header("Event-Sequence"))
             .map(|(core, sequence)| format!("{core}:{sequence}")),
+        chat_id: header("skypopen_chat_id"),
     })
 }
 

@@ -12,11 +12,13 @@ pub mod incoming;
 pub mod ledger;
 pub mod message;
 pub mod outgoing;
+pub mod receipts;
 pub mod requests;
 pub mod waiting;
 
 pub use incoming::InterfaceChat;
 pub use outgoing::{send_chat, ChatError, SentChat};
+pub use receipts::ChatTicket;
 
 use super::Gateway;
 use crate::shutdown::CancellationToken;
@@ -32,6 +34,8 @@ use tracing::{info, warn};
 pub struct ChatService {
     delivery: watch::Sender<Option<Arc<Delivery>>>,
     pub names: ChatNames,
+    /// The sent chats whose status is still to come.
+    pub receipts: receipts::Receipts,
 }
 
 impl Default for ChatService {
@@ -39,6 +43,7 @@ impl Default for ChatService {
         ChatService {
             delivery: watch::Sender::new(None),
             names: ChatNames::default(),
+            receipts: receipts::Receipts::default(),
         }
     }
 }
@@ -60,6 +65,7 @@ pub fn start(gw: &Gateway, events: EventBus) {
     let gw = gw.clone();
     // Taken now: requests arriving while the ledger loads wait in it.
     let requests = gw.switch.chat_requests();
+    gw.clone().tasks.spawn(sweep_receipts(gw.clone()));
     gw.clone().tasks.spawn(async move {
         let dir = gw.settings.state.dir.clone();
         let loaded = {
@@ -88,4 +94,32 @@ pub fn start(gw: &Gateway, events: EventBus) {
         gw.chat.delivery.send_replace(Some(delivery));
         requests::serve(gw, requests).await;
     });
+}
+
+/// Reports the sent chats that never became SENT.
+async fn sweep_receipts(gw: Gateway) {
+    let timeout = gw.settings.chat.sent_timeout();
+    let mut tick = tokio::time::interval((timeout / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(1),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = gw.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for notice in gw.chat.receipts.sweep(std::time::Instant::now(), timeout) {
+            if let crate::gateway::notices::Notice::ChatStatus {
+                chat_id,
+                interface,
+                to,
+                ..
+            } = &notice
+            {
+                warn!(%interface, %chat_id, %to, "chat not sent in time; reported FAILED");
+            }
+            gw.notices.post(notice);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Sending a chat from an interface: `CHAT CREATE <partner>` once per partner (the chat name is
 //! cached, bounded), then `CHATMESSAGE <chat> <text>`.
 
+use super::receipts::{ChatTicket, Followed};
 use crate::gateway::Gateway;
 use crate::skype::api::{
     ApiError, ChatBody, ChatEvent, ChatMessageEvent, ChatName, Command, Handle, Notification,
@@ -40,6 +41,8 @@ pub enum ChatError {
 /// A chat message the client took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentChat {
+    /// The ticket's id, which the chat's `skypopen::chat_status` notices carry.
+    pub chat_id: String,
     pub interface: String,
     pub chatname: String,
     /// The client's id of the sent message, when its reply told it.
@@ -105,6 +108,7 @@ pub async fn send_chat(
     from_user: Option<&str>,
     to: &str,
     text: &str,
+    ticket: &ChatTicket,
 ) -> Result<SentChat, ChatError> {
     let to = to.trim();
     if to.is_empty() {
@@ -115,7 +119,7 @@ pub async fn send_chat(
     ChatBody::new(text)?;
     let mut last_failure = None;
     for handle in candidates(gw, iface, from_user)? {
-        match send_from(gw, &handle, &partner, to, text).await {
+        match send_from(gw, &handle, &partner, to, text, ticket).await {
             Ok(sent) => return Ok(sent),
             Err(e @ (ChatError::Client { .. } | ChatError::NoChat { .. })) => {
                 debug!(interface = %handle.cfg.name, %to, error = %e, "chat not taken by this client; trying the next");
@@ -133,6 +137,7 @@ async fn send_from(
     partner: &Handle,
     to: &str,
     text: &str,
+    ticket: &ChatTicket,
 ) -> Result<SentChat, ChatError> {
     let interface = handle.cfg.name.clone();
     let session = &handle.session;
@@ -163,14 +168,23 @@ async fn send_from(
                 .request(Command::chat_message(&chatname, text)?)
                 .await
                 .map_err(client_err)?;
-            return Ok(sent_chat(interface, chatname, reply, to));
+            return Ok(sent_chat(gw, handle, ticket, chatname, reply, to));
         }
         Err(e) => return Err(client_err(e)),
     };
-    Ok(sent_chat(interface, chatname, sent, to))
+    Ok(sent_chat(gw, handle, ticket, chatname, sent, to))
 }
 
-fn sent_chat(interface: String, chatname: String, reply: Notification, to: &str) -> SentChat {
+/// The client took the message: its statuses are followed from here on.
+fn sent_chat(
+    gw: &Gateway,
+    handle: &crate::gateway::interface::InterfaceHandle,
+    ticket: &ChatTicket,
+    chatname: String,
+    reply: Notification,
+    to: &str,
+) -> SentChat {
+    let interface = handle.cfg.name.clone();
     let message_id = match reply {
         Notification::ChatMessage {
             id,
@@ -178,8 +192,24 @@ fn sent_chat(interface: String, chatname: String, reply: Notification, to: &str)
         } => Some(id.0),
         _ => None,
     };
-    info!(interface = %interface, %to, %chatname, message_id = ?message_id, "chat sent");
+    info!(interface = %interface, %to, %chatname, message_id = ?message_id,
+          chat_id = %ticket.id, "chat sent");
+    if let Some(message) = message_id {
+        let followed = Followed {
+            ticket: ticket.clone(),
+            interface: interface.clone(),
+            skype_user: handle.cfg.skype_user.clone(),
+            to: to.to_string(),
+            chatname: chatname.clone(),
+            since: std::time::Instant::now(),
+            sent: false,
+        };
+        for notice in gw.chat.receipts.follow(handle.cfg.id, message, followed) {
+            gw.notices.post(notice);
+        }
+    }
     SentChat {
+        chat_id: ticket.id.clone(),
         interface,
         chatname,
         message_id,

@@ -5,6 +5,7 @@
 //! that serve the sender claim it in mod_hash and only the winner sends it.
 
 use super::outgoing::{send_chat, ChatError};
+use super::receipts::{failed_before_sending, ChatTicket};
 use super::waiting::{Full, WaitingChats};
 use crate::gateway::cluster::{Claim, Subject, Verdict};
 use crate::gateway::Gateway;
@@ -70,7 +71,7 @@ async fn take(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, request: Ch
     }
     if waiting.holds(&sender) {
         // Behind the ones already waiting, so the dialog stays in order.
-        wait(waiting, &sender, request);
+        wait(gw, waiting, &sender, request);
         return;
     }
     match execute(gw, &request).await {
@@ -78,10 +79,13 @@ async fn take(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, request: Ch
         Err(e) if worth_waiting(&e) => {
             info!(via = request.via, %sender, to = %request.to, error = %e,
                   "no client of the sender can take the chat now; it waits");
-            wait(waiting, &sender, request);
+            wait(gw, waiting, &sender, request);
         }
-        Err(e) => warn!(via = request.via, from = ?request.from, to = %request.to, error = %e,
-                        "chat requested by FreeSWITCH not sent"),
+        Err(e) => {
+            warn!(via = request.via, from = ?request.from, to = %request.to, error = %e,
+                  "chat requested by FreeSWITCH not sent");
+            report_failure(gw, &request, &e.to_string());
+        }
     }
 }
 
@@ -122,10 +126,11 @@ fn serves_sender(gw: &Gateway, request: &ChatRequest) -> bool {
             .is_some_and(|from| !gw.registry.by_user(from).is_empty())
 }
 
-fn wait(waiting: &mut WaitingChats<ChatRequest>, sender: &str, request: ChatRequest) {
+fn wait(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>, sender: &str, request: ChatRequest) {
     if let Err(Full(request)) = waiting.push(sender, request, Instant::now()) {
         warn!(via = request.via, %sender, to = %request.to, waiting = waiting.len(),
               "too many chats waiting for their clients; this one is not sent");
+        report_failure(gw, &request, "too many chats waiting for their clients");
     }
 }
 
@@ -136,6 +141,11 @@ async fn retry_waiting(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>) {
                 warn!(via = gone.request.via, %sender, to = %gone.request.to,
                       waited = ?gone.since.elapsed(),
                       "no client of the sender came back in time; chat not sent");
+                report_failure(
+                    gw,
+                    &gone.request,
+                    "no client of the sender came back in time",
+                );
             };
             let Some(request) = waiting.front(&sender, Instant::now(), expired) else {
                 break;
@@ -149,11 +159,38 @@ async fn retry_waiting(gw: &Gateway, waiting: &mut WaitingChats<ChatRequest>) {
                 Err(e) => {
                     warn!(via = request.via, %sender, to = %request.to, error = %e,
                           "chat requested by FreeSWITCH not sent");
+                    report_failure(gw, &request, &e.to_string());
                     waiting.pop(&sender);
                 }
             }
         }
     }
+}
+
+/// The requester's id for the chat, else the requesting event's identity, else a new one.
+fn ticket(request: &ChatRequest) -> ChatTicket {
+    let id = request
+        .chat_id
+        .clone()
+        .or_else(|| request.event_id.clone())
+        .unwrap_or_else(|| ChatTicket::new().id);
+    ChatTicket {
+        id,
+        request_event: request.event_id.clone(),
+    }
+}
+
+/// Tells the requester that its chat will not be sent.
+fn report_failure(gw: &Gateway, request: &ChatRequest, reason: &str) {
+    let sender = request.from.as_deref().unwrap_or("");
+    let interface = interface_hint(gw, request).unwrap_or("");
+    gw.notices.post(failed_before_sending(
+        &ticket(request),
+        interface,
+        sender,
+        &request.to,
+        reason,
+    ));
 }
 
 /// Failures a client coming back can cure; the others (bad input, unknown sender) cannot.
@@ -168,6 +205,7 @@ async fn execute(gw: &Gateway, request: &ChatRequest) -> Result<(), ChatError> {
         request.from.as_deref(),
         &request.to,
         &request.body,
+        &ticket(request),
     )
     .await?;
     info!(via = request.via, interface = %sent.interface, to = %request.to,

@@ -10,10 +10,12 @@
 mod presence;
 mod refresh;
 mod render;
+mod requests;
 
 pub use presence::{publish, PresenceQueue, PresenceState};
 pub use refresh::{read_one, refresh};
 pub use render::{render_json, render_table};
+pub use requests::{on_request as on_auth_request, sk_auth, AuthRequests};
 
 use dashmap::DashMap;
 use std::collections::BTreeMap;

@@ -39,6 +39,8 @@ pub enum Command {
     },
     /// `SET USER <h> ISAUTHORIZED TRUE`: accepts a contact request.
     AuthorizeUser(Handle),
+    /// `SET USER <h> ISAUTHORIZED FALSE`: refuses a contact request.
+    DenyUser(Handle),
     /// `SET MESSAGE <id> SEEN` (legacy message objects).
     SetMessageSeen(u64),
     /// `GET CHAT <name> DIALOG_PARTNER`.
@@ -119,6 +121,7 @@ impl fmt::Display for Command {
             Command::AlterVoicemail { id, action } => write!(f, "ALTER VOICEMAIL {id} {action}"),
             Command::SetCallDtmf { id, digit } => write!(f, "SET CALL {id} DTMF {digit}"),
             Command::AuthorizeUser(handle) => write!(f, "SET USER {handle} ISAUTHORIZED TRUE"),
+            Command::DenyUser(handle) => write!(f, "SET USER {handle} ISAUTHORIZED FALSE"),
             Command::SetMessageSeen(id) => write!(f, "SET MESSAGE {id} SEEN"),
             Command::GetChatDialogPartner(chat) => write!(f, "GET CHAT {chat} DIALOG_PARTNER"),
             Command::GetChatMessage { id, property } => {
@@ -432,6 +435,10 @@ mod tests {
             (
                 Command::AuthorizeUser(handle("user9")),
                 "SET USER user9 ISAUTHORIZED TRUE",
+            ),
+            (
+                Command::DenyUser(handle("user9")),
+                "SET USER user9 ISAUTHORIZED FALSE",
             ),
             (Command::SetMessageSeen(5), "SET MESSAGE 5 SEEN"),
             (
