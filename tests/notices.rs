@@ -180,8 +180,17 @@ async fn sent_chats_report_sent_read_and_failed_with_their_id() {
         .net
         .actl(&["presence", "--party", "dave", "--status", "ONLINE"])
         .await;
-    // Not followed any more once FAILED: the late SENT is not told twice as a success.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (late, _) = wait_notice(
+        &stack,
+        "skypopen::chat_status",
+        "SENT once dave is back",
+        chat_status(&id3, "SENT"),
+    )
+    .await;
+    assert!(
+        header(&late, "reason").is_some_and(|r| r.contains("after it was reported FAILED")),
+        "{late:?}"
+    );
 
     // SEND_MESSAGE with the requester's own id; a sender no interface serves fails at once.
     let fire = |from: &str, id: &str| {

@@ -203,6 +203,7 @@ fn sent_chat(
             chatname: chatname.clone(),
             since: std::time::Instant::now(),
             sent: false,
+            failed: false,
         };
         for notice in gw.chat.receipts.follow(handle.cfg.id, message, followed) {
             gw.notices.post(notice);

@@ -53,6 +53,8 @@ pub struct Followed {
     pub chatname: String,
     pub since: Instant,
     pub sent: bool,
+    /// Reported FAILED (not SENT in time); a SENT that still comes is told too.
+    pub failed: bool,
 }
 
 #[derive(Default)]
@@ -120,7 +122,9 @@ impl Receipts {
             entry.sent = true;
             entry.clone()
         };
-        Some(notice(&followed, key.1, outcome, None))
+        let reason = (followed.failed && outcome == ChatOutcome::Sent)
+            .then(|| "sent after it was reported FAILED".to_string());
+        Some(notice(&followed, key.1, outcome, reason))
     }
 
     /// FAILED for messages not SENT within `sent_timeout`; forgets SENT ones past the READ
@@ -129,13 +133,13 @@ impl Receipts {
         let mut failed = Vec::new();
         self.followed.retain(|(_, message), f| {
             let age = now.saturating_duration_since(f.since);
-            if f.sent {
+            if f.sent || f.failed {
                 return age < READ_WINDOW;
             }
             if age >= sent_timeout {
                 let reason = format!("not sent within {:.1} s", sent_timeout.as_secs_f64());
                 failed.push(notice(f, *message, ChatOutcome::Failed, Some(reason)));
-                return false;
+                f.failed = true;
             }
             true
         });
@@ -200,6 +204,7 @@ mod tests {
             chatname: "#user1/$alice;1".into(),
             since,
             sent: false,
+            failed: false,
         }
     }
 
@@ -252,6 +257,23 @@ mod tests {
         let failed = r.sweep(start + Duration::from_secs(6), Duration::from_secs(5));
         assert_eq!(failed.len(), 1);
         assert_eq!(outcome(&failed[0]), ChatOutcome::Failed);
-        assert_eq!(r.followed(), 1, "the SENT one waits for READ");
+        assert_eq!(
+            r.followed(),
+            2,
+            "the SENT one waits for READ, the failed one for SENT"
+        );
+        assert!(r
+            .sweep(start + Duration::from_secs(7), Duration::from_secs(5))
+            .is_empty());
+        let late = r.on_notification(1, &status(1, "SENT")).unwrap();
+        match late {
+            Notice::ChatStatus {
+                outcome, reason, ..
+            } => {
+                assert_eq!(outcome, ChatOutcome::Sent);
+                assert!(reason.is_some_and(|r| r.contains("after it was reported FAILED")));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
