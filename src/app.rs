@@ -129,6 +129,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         gateway.clone(),
         Arc::clone(&gateway.presence),
     ));
+    gateway
+        .tasks
+        .spawn(crate::gateway::contacts::answer_probes(gateway.clone()));
     observe(&gateway, supervisor.as_ref());
     if let Some(listen) = settings.metrics.listen {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -219,4 +219,22 @@ async fn contacts_presence_reaches_freeswitch_as_presence_in() {
         "{sent} events for 201 changes in {rounds} rounds"
     );
     println!("201 status changes of one contact became {sent} PRESENCE_IN events");
+
+    // A phone subscribing to skype+carol@...: mod_sofia's probe is answered with carol's state.
+    let before = presence_events(&stack, "carol").len();
+    let mut esl = support::fs_double::event_sender(stack.fs.esl_addr()).await;
+    use tokio::io::AsyncWriteExt;
+    esl.write_all(
+        b"sendevent PRESENCE_PROBE\nproto: skype\nlogin: internal\nfrom: 1000@127.0.0.1\n\
+          to: skype+carol@127.0.0.1\nevent_type: presence\n\n",
+    )
+    .await
+    .expect("probe");
+    let deadline = Instant::now() + WAIT;
+    while presence_events(&stack, "carol").len() == before {
+        assert!(Instant::now() < deadline, "the probe was not answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = presence_events(&stack, "carol").pop().unwrap();
+    assert_eq!(header(&answer, "status"), Some("Available"), "{answer:?}");
 }

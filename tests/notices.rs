@@ -56,28 +56,6 @@ async fn wait_notice(
     }
 }
 
-/// An authenticated connection to the double's event socket, to fire events on.
-async fn esl_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 512];
-    for step in ["auth/request", "+OK"] {
-        while !String::from_utf8_lossy(&seen).contains(step) {
-            let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
-                .await
-                .expect("ESL answer in time")
-                .expect("read");
-            assert!(n > 0, "ESL closed");
-            seen.extend_from_slice(&buf[..n]);
-        }
-        if step == "auth/request" {
-            stream.write_all(b"auth ClueCon\n\n").await.expect("auth");
-        }
-    }
-    stream
-}
-
 fn chat_status(id: &str, status: &str) -> impl Fn(&Headers) -> bool {
     let (id, status) = (id.to_string(), status.to_string());
     move |h: &Headers| {
@@ -198,7 +176,7 @@ async fn sent_chats_report_sent_read_and_failed_with_their_id() {
             "sendevent SEND_MESSAGE\nproto: skype\nfrom: {from}\nto: carol\nskypopen_chat_id: {id}\nContent-Length: 2\n\nhi"
         )
     };
-    let mut esl = esl_client(stack.fs.esl_addr()).await;
+    let mut esl = support::fs_double::event_sender(stack.fs.esl_addr()).await;
     esl.write_all(fire("user1", "mine-42").as_bytes())
         .await
         .expect("write");

@@ -1,11 +1,13 @@
 # Shared by scripts/run.sh and scripts/test.sh: install what is missing, nothing else.
 
-# Debian packages: Xvfb for the emulated clients' X displays.
+# Debian packages: Xvfb for the emulated clients' X displays, npm, SIPp.
 ensure_debian_packages() {
     local missing=()
     command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
     command -v xdpyinfo >/dev/null 2>&1 || missing+=(x11-utils)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
+    # SIPp: the SIP phone that subscribes to a Skype contact's presence on the real switch.
+    command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         local sudo=""

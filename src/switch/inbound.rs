@@ -65,6 +65,7 @@ impl InboundConfig {
                 "CHANNEL_HANGUP_COMPLETE",
                 "MESSAGE",
                 "SEND_MESSAGE",
+                "PRESENCE_PROBE",
             ]
             .map(String::from)
             .to_vec(),
@@ -456,7 +457,7 @@ mod tests {
         config.events.push("CHANNEL_ANSWER".into());
         assert_eq!(
             config.event_line(),
-            "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE MESSAGE SEND_MESSAGE CHANNEL_ANSWER CUSTOM skypopen::command"
+            "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE MESSAGE SEND_MESSAGE PRESENCE_PROBE CHANNEL_ANSWER CUSTOM skypopen::command"
         );
     }
 

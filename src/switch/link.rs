@@ -124,6 +124,12 @@ impl SwitchLink {
         self.take_early(|early| early.chats.take())
     }
 
+    /// Presence probes, from now on (a probe missed while starting is answered by the full
+    /// contact read that follows every client's start).
+    pub fn presence_requests(&self) -> Requests {
+        Requests::new(self.inbound.subscribe())
+    }
+
     /// The same for the `sk` command runner.
     pub fn command_requests(&self) -> Requests {
         self.take_early(|early| early.commands.take())

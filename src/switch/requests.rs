@@ -42,6 +42,11 @@ pub struct CommandRequest {
 pub enum SwitchRequest {
     Chat(ChatRequest),
     Command(CommandRequest),
+    /// A SIP phone subscribed to `skype+<handle>@<host>`: mod_sofia asks the producer of that
+    /// protocol for the contact's current presence.
+    PresenceProbe {
+        handle: String,
+    },
 }
 
 impl SwitchRequest {
@@ -50,6 +55,7 @@ impl SwitchRequest {
         chat_request(event)
             .map(SwitchRequest::Chat)
             .or_else(|| command_request(event).map(SwitchRequest::Command))
+            .or_else(|| presence_probe(event))
     }
 }
 
@@ -103,6 +109,24 @@ fn chat_request(event: &EslEvent) -> Option<ChatRequest> {
             .zip(header("Event-Sequence"))
             .map(|(core, sequence)| format!("{core}:{sequence}")),
         chat_id: header("skypopen_chat_id"),
+    })
+}
+
+/// `PRESENCE_PROBE` for `proto: skype`, `to: skype+<handle>@<host>` (what mod_sofia fires when
+/// a phone subscribes to that address).
+fn presence_probe(event: &EslEvent) -> Option<SwitchRequest> {
+    if event.header_str("Event-Name") != Some("PRESENCE_PROBE")
+        || !event
+            .header_str("proto")
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("skype"))
+    {
+        return None;
+    }
+    let to = event.header_str("to")?.trim();
+    let user = to.split('@').next().unwrap_or(to);
+    let handle = user.split_once('+').map_or(user, |(_, handle)| handle);
+    (!handle.is_empty()).then(|| SwitchRequest::PresenceProbe {
+        handle: handle.to_string(),
     })
 }
 
@@ -166,6 +190,32 @@ mod tests {
         assert_eq!(r.to, "bob");
         assert_eq!(r.body, "hello");
         assert_eq!(r.via, "chat");
+    }
+
+    #[test]
+    fn a_sofia_probe_for_a_skype_contact_names_the_handle() {
+        // As mod_sofia fires it when a phone subscribes to skype+alice@127.0.0.1.
+        let probe = |proto: &str, to: &str| {
+            SwitchRequest::from_event(&event(
+                &[
+                    ("Event-Name", "PRESENCE_PROBE"),
+                    ("proto", proto),
+                    ("login", "internal"),
+                    ("from", "1000@127.0.0.1"),
+                    ("to", to),
+                    ("event_type", "presence"),
+                ],
+                "",
+            ))
+        };
+        assert_eq!(
+            probe("skype", "skype+alice@127.0.0.1"),
+            Some(SwitchRequest::PresenceProbe {
+                handle: "alice".into()
+            })
+        );
+        assert_eq!(probe("sip", "1001@127.0.0.1"), None);
+        assert_eq!(probe("skype", "skype+@127.0.0.1"), None);
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! book holds at most [`BOOK_LIMIT`] contacts.
 
 mod presence;
+mod probe;
 mod refresh;
 mod render;
 mod requests;
 
 pub use presence::{publish, PresenceQueue, PresenceState};
+pub use probe::answer_probes;
 pub use refresh::{read_one, refresh};
 pub use render::{render_json, render_table};
 pub use requests::{on_request as on_auth_request, sk_auth, AuthRequests};

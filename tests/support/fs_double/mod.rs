@@ -451,3 +451,26 @@ fn channel_media(core: &Arc<Core>, uuid: &str) -> Option<ChannelMedia> {
         ended: c.ended.clone(),
     })
 }
+
+/// An authenticated connection to the double's event socket, to write `sendevent`s on (the
+/// replies are left unread).
+pub async fn event_sender(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    for step in ["auth/request", "+OK"] {
+        while !String::from_utf8_lossy(&seen).contains(step) {
+            let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+                .await
+                .expect("ESL answer in time")
+                .expect("read");
+            assert!(n > 0, "ESL closed");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        if step == "auth/request" {
+            stream.write_all(b"auth ClueCon\n\n").await.expect("auth");
+        }
+    }
+    stream
+}
