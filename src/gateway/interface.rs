@@ -271,7 +271,8 @@ impl Actor {
                     .update(self.cfg.id, handle, property, value)
                 {
                     Some(Change::Status { handle, status }) => {
-                        info!(contact = %handle, %status, "contact presence");
+                        // Debug: a list of thousands moving at once is no news per line.
+                        debug!(contact = %handle, %status, "contact presence");
                         self.gw.presence.push(PresenceState {
                             login: self.cfg.name.clone(),
                             handle,

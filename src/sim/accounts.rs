@@ -152,10 +152,39 @@ pub fn is_pstn(name: &str) -> bool {
         .is_some_and(|d| (3..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The crowd: `crowd1` .. `crowd100000`, remote people for load tests of contacts and
+/// presence (`ctl crowd`), every one with a display name built to break what carries it.
+pub const CROWD_MAX: usize = 100_000;
+
+/// `n` of `crowd<n>`.
+pub fn crowd_member(name: &str) -> Option<usize> {
+    let digits = name
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("crowd"))
+        .map(|_| &name[5..])?;
+    if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| (1..=CROWD_MAX).contains(n))
+}
+
+/// A crowd member's display name: line breaks, `%`, commas and quotes; every 1000th is 10 KB.
+fn crowd_display_name(n: usize) -> String {
+    let name = format!("Crowd {n}, 100% \"real\"\r\nX-Injected: {n}, %s");
+    if n % 1000 == 0 {
+        format!("{name} {}", "W".repeat(10 * 1024))
+    } else {
+        name
+    }
+}
+
 /// Classifies a name; `None` means "Unrecognised identity".
 pub fn identify(name: &str) -> Option<Identity> {
     if account(name).is_some() {
         return Some(Identity::User);
+    }
+    if crowd_member(name).is_some() {
+        return Some(Identity::Remote);
     }
     if REMOTES.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
         return Some(Identity::Remote);
@@ -185,6 +214,9 @@ pub fn display_name(handle: &str) -> String {
     if let Some((_, d)) = REMOTES.iter().find(|(h, _)| h.eq_ignore_ascii_case(handle)) {
         return (*d).to_string();
     }
+    if let Some(n) = crowd_member(handle) {
+        return crowd_display_name(n);
+    }
     if let Some((_, d, _)) = BOTS.iter().find(|(h, _, _)| h.eq_ignore_ascii_case(handle)) {
         return (*d).to_string();
     }
@@ -194,6 +226,17 @@ pub fn display_name(handle: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_crowd_is_remote_and_badly_named() {
+        assert_eq!(identify("crowd1"), Some(Identity::Remote));
+        assert_eq!(identify("crowd100000"), Some(Identity::Remote));
+        assert_eq!(identify("crowd0"), None);
+        assert_eq!(identify("crowd01"), None);
+        assert_eq!(identify("crowd100001"), None);
+        assert!(display_name("crowd7").contains("\r\n"));
+        assert!(display_name("crowd2000").len() > 10 * 1024);
+    }
 
     #[test]
     fn names_are_classified() {

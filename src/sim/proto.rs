@@ -313,6 +313,11 @@ pub enum Down {
         handle: String,
         status: String,
     },
+    /// Many contacts' `ONLINESTATUS` changed at once (`ctl crowd-presence`): one message for
+    /// all, so the network's queue to the client does not overflow.
+    UserStatuses {
+        changes: Vec<(String, String)>,
+    },
     /// This account's `BUDDYSTATUS` for a user changed.
     BuddyStatus {
         handle: String,
@@ -412,6 +417,17 @@ pub enum CtlCommand {
     /// A remote person's status changes (and every account with them as a contact hears it).
     Presence {
         party: String,
+        status: String,
+    },
+    /// Makes `crowd1`..`crowd<count>` contacts of `user`, silently (the client learns them at
+    /// its next full read).
+    Crowd {
+        user: String,
+        count: usize,
+    },
+    /// Sets the status of `crowd1`..`crowd<count>` at once.
+    CrowdPresence {
+        count: usize,
         status: String,
     },
     /// Adds `handle` to `user`'s contacts (authorized), or removes it.

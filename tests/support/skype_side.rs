@@ -67,6 +67,8 @@ pub struct StackSpec {
     /// Join this running `skype-sim network` instead of starting one (several sidecar hosts
     /// in one test share one Skype network).
     pub shared_network: Option<SocketAddr>,
+    /// The sidecar's `[log] level`.
+    pub log_level: String,
 }
 
 /// How call audio travels between the double's channels and the sidecar (`[switch] media`).
@@ -92,6 +94,7 @@ impl StackSpec {
             network_args: Vec::new(),
             media: Media::AudioFork,
             destination: "5000".into(),
+            log_level: "info,skypopen=debug".into(),
             shared_network: None,
         }
     }
@@ -178,7 +181,7 @@ impl SkypeSide {
              media_listen = \"127.0.0.1:{media_port}\"\nmedia_url = \"ws://127.0.0.1:{media_port}\"\n{switch}\n\
              [listener]\nlisten = \"{listener}\"\npassword = \"ClueCon\"\nallow = [\"127.0.0.0/8\"]\n\n\
              [clients]\nkind = \"sim\"\nmanage = false\nnetwork = \"{net}\"\naudio_ports = \"{lo}-{hi}\"\n\n\
-             [state]\ndir = \"{state}\"\n\n[log]\nformat = \"text\"\nlevel = \"info,skypopen=debug\"\n\n\
+             [state]\ndir = \"{state}\"\n\n[log]\nformat = \"text\"\nlevel = \"{log_level}\"\n\n\
              [defaults]\ndialplan = \"XML\"\ncontext = \"default\"\ndestination = \"{destination}\"\n\
              write_silence_when_idle = true\nsetsockopt = true\n{defaults}\n\n{extra}\n",
             esl = self.esl,
@@ -192,6 +195,7 @@ impl SkypeSide {
             destination = self.spec.destination,
             defaults = self.spec.defaults,
             extra = self.spec.extra,
+            log_level = self.spec.log_level,
         );
         for (i, iface) in self.spec.interfaces.iter().enumerate() {
             text.push_str(&format!(

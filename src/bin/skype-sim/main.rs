@@ -241,6 +241,21 @@ enum CtlVerb {
         #[arg(long)]
         remove: bool,
     },
+    /// Makes crowd1..crowdN contacts of USER (silently: its clients learn them at their next
+    /// full read), for load tests.
+    Crowd {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        count: usize,
+    },
+    /// Sets the ONLINESTATUS of crowd1..crowdN at once.
+    CrowdPresence {
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        status: String,
+    },
     /// Live calls.
     Calls,
     /// Clients online per account, live call count.
@@ -535,6 +550,8 @@ async fn run_ctl(a: CtlArgs) -> anyhow::Result<()> {
             handle,
             add: !remove,
         },
+        CtlVerb::Crowd { user, count } => CtlCommand::Crowd { user, count },
+        CtlVerb::CrowdPresence { count, status } => CtlCommand::CrowdPresence { count, status },
         CtlVerb::Calls => CtlCommand::Calls,
         CtlVerb::Status => CtlCommand::Status,
         CtlVerb::Balance { user, set } => CtlCommand::Balance { user, set },

@@ -659,6 +659,12 @@ impl Client {
                 self.notify(format!("USER {handle} ONLINESTATUS {status}"))
                     .await;
             }
+            Down::UserStatuses { changes } => {
+                for (handle, status) in changes {
+                    self.notify(format!("USER {handle} ONLINESTATUS {status}"))
+                        .await;
+                }
+            }
             Down::BuddyStatus { handle, status } => {
                 self.notify(format!("USER {handle} BUDDYSTATUS {status}"))
                     .await;

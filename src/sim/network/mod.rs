@@ -263,6 +263,8 @@ fn ctl(net: &Arc<Network>, command: CtlCommand) -> (Down, Option<bytes::Bytes>) 
         CtlCommand::Contacts { user } => net.ctl_contacts(&user),
         CtlCommand::Presence { party, status } => net.ctl_presence(&party, &status),
         CtlCommand::Contact { user, handle, add } => net.ctl_contact(&user, &handle, add),
+        CtlCommand::Crowd { user, count } => net.ctl_crowd(&user, count),
+        CtlCommand::CrowdPresence { count, status } => net.ctl_crowd_presence(count, &status),
         CtlCommand::Calls => Ok(net.ctl_calls()),
         CtlCommand::Status => Ok(net.ctl_status()),
         CtlCommand::Balance { user, set } => net.ctl_balance(user.as_deref(), set),

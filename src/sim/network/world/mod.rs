@@ -17,6 +17,7 @@
 mod calls;
 mod chatting;
 mod control;
+mod crowd;
 mod presence;
 mod receipts;
 
