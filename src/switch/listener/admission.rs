@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,9 @@ pub struct Admission {
     per_address: usize,
     total: usize,
     waiting: Mutex<VecDeque<Waiting>>,
+    /// Evicted connections still open: their slots are as good as free, so a newcomer is
+    /// not refused for them while they are told why and closed.
+    closing: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -30,24 +34,25 @@ impl Admission {
             per_address: per_address.max(1),
             total: total.max(1),
             waiting: Mutex::new(VecDeque::new()),
+            closing: AtomicU64::new(0),
         }
     }
 
     /// Lets connection `id` wait to log in; the token fires if it is evicted later. Evicts
-    /// whoever must make room now.
+    /// whoever must make room now; each evicted connection calls [`Admission::gone`] once closed.
     pub fn enter(&self, id: u64, ip: IpAddr) -> CancellationToken {
         let evict = CancellationToken::new();
         let mut waiting = self.lock();
         if waiting.iter().filter(|w| w.ip == ip).count() >= self.per_address {
             if let Some(at) = waiting.iter().position(|w| w.ip == ip) {
                 if let Some(oldest) = waiting.remove(at) {
-                    oldest.evict.cancel();
+                    self.evict(oldest);
                 }
             }
         }
         if waiting.len() >= self.total {
             if let Some(oldest) = waiting.pop_front() {
-                oldest.evict.cancel();
+                self.evict(oldest);
             }
         }
         waiting.push_back(Waiting {
@@ -56,6 +61,22 @@ impl Admission {
             evict: evict.clone(),
         });
         evict
+    }
+
+    /// Counted before the token fires, so the connection's `gone` can never come first.
+    fn evict(&self, waiting: Waiting) {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        waiting.evict.cancel();
+    }
+
+    /// An evicted connection (its token fired) has closed.
+    pub fn gone(&self) {
+        self.closing.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Evicted connections not closed yet.
+    pub fn closing(&self) -> u64 {
+        self.closing.load(Ordering::Relaxed)
     }
 
     /// Connection `id` logged in or closed: it no longer waits.
@@ -86,6 +107,9 @@ mod tests {
         let second = admission.enter(2, a);
         let third = admission.enter(3, a);
         assert!(first.is_cancelled(), "the address's oldest goes");
+        assert_eq!(admission.closing(), 1);
+        admission.gone();
+        assert_eq!(admission.closing(), 0);
         assert!(!second.is_cancelled() && !third.is_cancelled());
         let fourth = admission.enter(4, b);
         assert_eq!(admission.waiting(), 3);

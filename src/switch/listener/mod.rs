@@ -147,11 +147,17 @@ impl ListenerStats {
     }
 }
 
-struct OpenSession(Arc<ListenerStats>);
+struct OpenSession {
+    shared: Arc<Shared>,
+    evicted: CancellationToken,
+}
 
 impl Drop for OpenSession {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+        if self.evicted.is_cancelled() {
+            self.shared.admission.gone();
+        }
     }
 }
 
@@ -236,7 +242,12 @@ impl Listener {
                 Some("address not in the allow list")
             } else if let Some(ban) = shared.guard.ban_of(ip) {
                 Some(ban)
-            } else if shared.stats.open() >= shared.config.max_connections as u64 {
+            } else if shared
+                .stats
+                .open()
+                .saturating_sub(shared.admission.closing())
+                >= shared.config.max_connections as u64
+            {
                 Some("too many connections")
             } else {
                 None
@@ -258,7 +269,10 @@ impl Listener {
             sessions.spawn(
                 async move {
                     // Counted down even if the session task unwinds.
-                    let _open = OpenSession(shared.stats.clone());
+                    let _open = OpenSession {
+                        shared: shared.clone(),
+                        evicted: evicted.clone(),
+                    };
                     session::run(stream, peer, id, shared.clone(), cancel, evicted).await;
                     shared.admission.leave(id);
                 }
