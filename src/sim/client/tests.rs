@@ -635,3 +635,116 @@ async fn audio_trace_records_every_frame_read_and_written() {
     let times: Vec<u64> = records.iter().map(|r| r.mono_ns).collect();
     assert!(times.windows(2).all(|t| t[0] <= t[1]));
 }
+
+#[tokio::test]
+async fn outgoing_chat_states_blocking_refusals_and_balance() {
+    let w = world().await;
+    let mut sender = Controller::start(&w, "user4", |_| {}).await;
+    sender.attach("user4").await;
+    sender.send("CHAT CREATE user5").await;
+    let line = sender.wait("chat", |m| m.starts_with("CHAT ")).await;
+    let chat = line.split(' ').nth(1).unwrap().to_string();
+
+    // user5 has no client: SENDING, and no SENT until one logs in.
+    sender
+        .send(&format!("CHATMESSAGE {chat} are you there"))
+        .await;
+    let sending = sender
+        .wait("sending", |m| m.ends_with("STATUS SENDING"))
+        .await;
+    let mid = ringing_id(&sending);
+    let early = tokio::time::timeout(
+        Duration::from_millis(300),
+        sender.wait("no SENT yet", |m| m.contains("STATUS SENT")),
+    )
+    .await;
+    assert!(early.is_err(), "SENT while the recipient was offline");
+    let mut recipient = Controller::start(&w, "user5", |_| {}).await;
+    recipient.attach("user5").await;
+    sender
+        .expect_seen(&format!("CHATMESSAGE {mid} STATUS SENT"))
+        .await;
+    recipient.send(&format!("SET CHATMESSAGE {mid} SEEN")).await;
+    sender
+        .expect(&format!("CHATMESSAGE {mid} STATUS READ"))
+        .await;
+
+    // Blocked: the sender's messages stay SENDING and never reach the recipient.
+    recipient.send("SET USER user4 ISBLOCKED TRUE").await;
+    recipient.expect("USER user4 ISBLOCKED TRUE").await;
+    recipient.send("GET USER user4 ISBLOCKED").await;
+    recipient.expect("USER user4 ISBLOCKED TRUE").await;
+    sender.send(&format!("CHATMESSAGE {chat} hello?")).await;
+    let sending = sender
+        .wait("sending", |m| m.ends_with("STATUS SENDING"))
+        .await;
+    let blocked = ringing_id(&sending);
+    recipient.send("SEARCH MISSEDCHATMESSAGES").await;
+    let missed = recipient
+        .wait("missed", |m| m.starts_with("CHATMESSAGES"))
+        .await;
+    assert!(!missed.contains(&blocked.to_string()), "{missed}");
+
+    // A refused contact request: nothing is authorized.
+    ctl_ok(
+        &w,
+        CtlCommand::AuthRequest {
+            from: "alice".into(),
+            to: "user5".into(),
+            text: "hi".into(),
+        },
+    )
+    .await;
+    recipient.expect("USER alice RECEIVEDAUTHREQUEST hi").await;
+    recipient.send("SET USER alice ISAUTHORIZED FALSE").await;
+    recipient.expect("USER alice ISAUTHORIZED FALSE").await;
+    recipient.send("GET USER alice ISAUTHORIZED").await;
+    recipient.expect("USER alice ISAUTHORIZED FALSE").await;
+    let contacts = ctl_ok(
+        &w,
+        CtlCommand::Contacts {
+            user: "user5".into(),
+        },
+    )
+    .await;
+    assert_eq!(contacts["authorized"], serde_json::json!([]));
+
+    // A remote person reads: READ.
+    sender.send("CHAT CREATE alice").await;
+    let line = sender
+        .wait("chat with alice", |m| m.contains("$alice;"))
+        .await;
+    let with_alice = line.split(' ').nth(1).unwrap().to_string();
+    sender.send(&format!("CHATMESSAGE {with_alice} ping")).await;
+    let sending = sender
+        .wait("sending", |m| m.ends_with("STATUS SENDING"))
+        .await;
+    let to_alice = ringing_id(&sending);
+    sender
+        .expect(&format!("CHATMESSAGE {to_alice} STATUS SENT"))
+        .await;
+    let read = ctl_ok(
+        &w,
+        CtlCommand::Read {
+            party: "alice".into(),
+        },
+    )
+    .await;
+    assert_eq!(read["read"], 1);
+    sender
+        .expect(&format!("CHATMESSAGE {to_alice} STATUS READ"))
+        .await;
+
+    // The balance changes under the client.
+    ctl_ok(
+        &w,
+        CtlCommand::Balance {
+            user: Some("user5".into()),
+            set: Some(1234),
+        },
+    )
+    .await;
+    recipient.expect("PROFILE PSTN_BALANCE 1234").await;
+    recipient.send("GET PROFILE PSTN_BALANCE").await;
+    recipient.expect("PROFILE PSTN_BALANCE 1234").await;
+}
