@@ -127,15 +127,9 @@ fn presence_events(stack: &Stack, handle: &str) -> Vec<Vec<(String, String)>> {
     let from = format!("{handle}@127.0.0.1");
     stack
         .fs
-        .recorded()
-        .sent_events
+        .fired("PRESENCE_IN")
         .into_iter()
-        .filter(|e| {
-            e.headers
-                .iter()
-                .any(|(k, v)| k == "Event-Name" && v == "PRESENCE_IN")
-                && e.headers.iter().any(|(k, v)| k == "from" && *v == from)
-        })
+        .filter(|e| e.header("from") == Some(from.as_str()))
         .map(|e| e.headers)
         .collect()
 }

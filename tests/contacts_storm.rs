@@ -33,17 +33,9 @@ fn crowd_with(json: &serde_json::Value, status: &str) -> usize {
 fn crowd_presence_events(stack: &Stack) -> Vec<Vec<(String, String)>> {
     stack
         .fs
-        .recorded()
-        .sent_events
+        .fired("PRESENCE_IN")
         .into_iter()
-        .filter(|e| {
-            e.headers
-                .iter()
-                .any(|(k, v)| k == "Event-Name" && v == "PRESENCE_IN")
-                && e.headers
-                    .iter()
-                    .any(|(k, v)| k == "from" && v.starts_with("crowd"))
-        })
+        .filter(|e| e.header("from").is_some_and(|f| f.starts_with("crowd")))
         .map(|e| e.headers)
         .collect()
 }

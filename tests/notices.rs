@@ -24,14 +24,8 @@ fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
 fn notices(stack: &Stack, subclass: &str) -> Vec<(Headers, String)> {
     stack
         .fs
-        .recorded()
-        .sent_events
+        .fired(subclass)
         .into_iter()
-        .filter(|e| {
-            e.headers
-                .iter()
-                .any(|(k, v)| k == "Event-Subclass" && v == subclass)
-        })
         .map(|e| (e.headers, e.body.unwrap_or_default()))
         .collect()
 }
@@ -237,15 +231,7 @@ async fn contact_requests_are_accepted_asked_or_denied_and_a_flood_is_cut() {
     assert_eq!(header(&accepted, "from"), Some("mallory"));
     assert_eq!(header(&accepted, "text"), Some("hi, add me"));
     assert_eq!(body, "hi, add me");
-    let deadline = Instant::now() + WAIT;
-    while !stack
-        .api("sk contacts interface1")
-        .await
-        .contains("\nmallory\t")
-    {
-        assert!(Instant::now() < deadline, "mallory never became a contact");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_contact("interface1", "mallory\t").await;
 
     // Asked: waits for `sk auth`; the hostile text stays inert in the header, whole in the body.
     let hostile = "line one\r\nEvent-Name: SHUTDOWN\r\n%s,%d";
@@ -285,18 +271,7 @@ async fn contact_requests_are_accepted_asked_or_denied_and_a_flood_is_cut() {
         .api("sk auth interface2")
         .await
         .contains("Total waiting: 0"));
-    let deadline = Instant::now() + WAIT;
-    while !stack
-        .api("sk contacts interface2")
-        .await
-        .contains("\nmallory\t")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "mallory never became user2's contact"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_contact("interface2", "mallory\t").await;
     assert!(stack
         .api("sk auth interface2 maybe mallory")
         .await

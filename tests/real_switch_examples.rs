@@ -37,15 +37,7 @@ async fn directory_dialing_calls_the_contact_the_caller_keys() {
         return;
     };
     stack.wait_all_idle().await;
-    let deadline = Instant::now() + WAIT;
-    while !stack
-        .api("sk contacts interface1")
-        .await
-        .contains("\necho123\tONLINE")
-    {
-        assert!(Instant::now() < deadline, "contacts never read");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_contact("interface1", "echo123\tONLINE").await;
     // ONLINE, in name order: alice, bob, carol, echo123 (dave is offline).
     let call = stack.dial("7000", 440, &[]).await;
     // The menu is playing once the script has logged its choices.

@@ -139,15 +139,7 @@ async fn a_sip_phone_subscribed_to_a_skype_contact_follows_its_presence() {
         return;
     };
     stack.wait_all_idle().await;
-    let deadline = Instant::now() + WAIT;
-    while !stack
-        .api("sk contacts interface1")
-        .await
-        .contains("\nalice\tONLINE")
-    {
-        assert!(Instant::now() < deadline, "alice never read");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_contact("interface1", "alice\tONLINE").await;
     // sofia's profiles start after the switch says it is ready.
     let deadline = Instant::now() + WAIT;
     while !stack.fs.api("sofia status").await.contains("RUNNING") {

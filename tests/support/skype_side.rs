@@ -372,6 +372,23 @@ impl SkypeSide {
         }
     }
 
+    /// Waits until `sk contacts <interface>` has a row starting with `row` (e.g.
+    /// `"alice\tONLINE"`).
+    pub async fn wait_contact(&self, interface: &str, row: &str) {
+        let deadline = Instant::now() + WAIT;
+        let needle = format!("\n{row}");
+        loop {
+            let table = self.api(&format!("sk contacts {interface}")).await;
+            if table.contains(&needle) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{interface} never listed {row:?}:\n{table}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `party`'s inbox on the emulated network holds a message with `body`;
     /// returns it.
     pub async fn wait_inbox(&self, party: &str, body: &str) -> serde_json::Value {

@@ -178,6 +178,21 @@ impl FsDouble {
         self.core.lock().recorded.clone()
     }
 
+    /// The events fired with `sendevent` whose `Event-Name` or `Event-Subclass` is `name`, in
+    /// order.
+    pub fn fired(&self, name: &str) -> Vec<wire::Event> {
+        self.core
+            .lock()
+            .recorded
+            .sent_events
+            .iter()
+            .filter(|e| {
+                e.header("Event-Subclass") == Some(name) || e.header("Event-Name") == Some(name)
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn channel(&self, uuid: &str) -> Option<Channel> {
         self.core.lock().channels.get(uuid).cloned()
     }
