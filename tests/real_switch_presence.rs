@@ -104,7 +104,7 @@ impl Subscriber {
                 let tail: String = raw
                     .chars()
                     .rev()
-                    .take(4000)
+                    .take(12000)
                     .collect::<Vec<_>>()
                     .into_iter()
                     .rev()
