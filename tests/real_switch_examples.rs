@@ -1,8 +1,8 @@
 //! The shipped examples on a real FreeSWITCH (mod_lua in the build): directory dialing reads
 //! interface1's ONLINE contacts from the sidecar through FreeSWITCH's event system, and the
 //! caller's key 4 reaches the fourth (echo123, which answers); caller id by chat sends the
-//! caller's number to the contact before its call. The double runs no Lua or API expansion,
-//! so these run on the real switch only; without one each test says so in one line.
+//! caller's number to the contact before its call. Without a switch each test says so in one
+//! line; tests/examples_double.rs runs the same files on the double.
 mod support;
 
 use std::path::Path;

@@ -1101,10 +1101,15 @@ impl State {
         full: bool,
     ) -> (String, String) {
         let a_uuid = uuid::Uuid::new_v4().to_string();
-        let exten = format!("skype_{dest}");
+        // `skypopen/<interface>/<dest>` is dialled as it is; anything else is `skype/<dest>`.
+        let (destination, matched) = match dest.strip_prefix("skypopen/") {
+            Some(rest) => (dest.to_string(), rest),
+            None => (format!("skype/{dest}"), dest),
+        };
+        let exten = format!("skype_{}", matched.replace('/', "_"));
         let (a, b) = self.create_loopback_pair(a_uuid, &exten, "default", "XML", &[]);
         if let Some(c) = self.channels.get_mut(&b) {
-            c.profile.destination = format!("skype/{dest}");
+            c.profile.destination = destination.clone();
             c.profile.caller_id_number = Some(caller_number.to_string());
             c.profile.orig_caller_id_number = Some(caller_number.to_string());
             c.profile.ani = Some(caller_number.to_string());
@@ -1112,7 +1117,7 @@ impl State {
             c.profile.orig_caller_id_name = caller_name.map(str::to_string);
             c.profile.index = 2;
             c.unset_variable("call_uuid");
-            c.set_variable("DP_MATCH", format!("ARRAY::skype/{dest}|:{dest}"));
+            c.set_variable("DP_MATCH", format!("ARRAY::{destination}|:{matched}"));
             c.set_variable("call_uuid", b.clone());
             for (k, v) in variables {
                 c.set_variable(k, v.clone());
