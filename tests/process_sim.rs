@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::sim::free_port;
+
 use skypopen::config::Settings;
 use skypopen::skype::process::xserver::{Instance, InstanceProbe};
 use skypopen::skype::process::{ClientEvent, ClientState, Subject, Supervisor};
@@ -21,13 +23,6 @@ fn free_display() -> u32 {
                 && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
         })
         .expect("a free display number")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 async fn running(events: &mut broadcast::Receiver<ClientEvent>, subject: &Subject) -> u32 {

@@ -2,7 +2,8 @@
 //! supervised emulated clients on fresh X displays, free ports everywhere, and a raw
 //! fs_cli-style client of its listener.
 
-use std::net::{SocketAddr, TcpListener};
+use super::sim::free_port;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,13 +14,6 @@ use tokio::net::TcpStream;
 pub const PASSWORD: &str = "s3cret-for-tests";
 
 static NEXT_DISPLAY: AtomicU32 = AtomicU32::new(0);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// An X display number nobody uses, distinct within this test process.
 fn free_display() -> u32 {

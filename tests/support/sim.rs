@@ -18,12 +18,22 @@ pub fn sim_binary() -> &'static str {
     env!("CARGO_BIN_EXE_skype-sim")
 }
 
-/// A free loopback port (bound and released: tests accept the tiny reuse race).
+/// A free loopback port (bound and released: tests accept the tiny race with other
+/// processes). Never the same one twice in a test process: the kernel hands a just-released
+/// port out again, and two of one stack's ports once came out equal.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running `skype-sim network`, killed when dropped (unless attached to one another owns).
