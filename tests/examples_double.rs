@@ -5,24 +5,16 @@
 //! real switch runs both in tests/real_switch_examples.rs.
 mod support;
 
+use support::example;
+
 use mlua::{Lua, Table, Value, Variadic};
 use regex::Regex;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::fs_double::wire::Event;
 use support::fs_double::FsDouble;
 use support::stack::{Stack, StackSpec, WAIT};
-
-fn example(path: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(path),
-    )
-    .unwrap_or_else(|e| panic!("examples/{path}: {e}"))
-}
 
 /// What the script did with its call.
 #[derive(Debug, Default)]

@@ -5,18 +5,10 @@
 //! line; tests/examples_double.rs runs the same files on the double.
 mod support;
 
-use std::path::Path;
+use support::example;
+
 use std::time::{Duration, Instant};
 use support::real_stack::{RealStack, StackSpec, WAIT};
-
-fn example(path: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(path),
-    )
-    .unwrap_or_else(|e| panic!("examples/{path}: {e}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_dialing_calls_the_contact_the_caller_keys() {

@@ -14,3 +14,13 @@ pub mod sim;
 pub mod skype_side;
 pub mod stack;
 pub mod xvfb;
+
+/// A file shipped under `examples/`, as a test reads it.
+pub fn example(path: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(path),
+    )
+    .unwrap_or_else(|e| panic!("examples/{path}: {e}"))
+}
