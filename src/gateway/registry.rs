@@ -168,12 +168,12 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-impl Inner {
-    fn told(&self, slot: &SlotView, before: IfaceState) {
-        if slot.state != before {
-            if let Some(observer) = &self.observer {
-                observer(slot, before);
-            }
+/// Tells `observer` of `slot`'s change from `before`, if its state changed. A free function
+/// so callers can hold a slot and the observer, two fields of `Inner`, at once.
+fn tell(observer: &Option<StateObserver>, slot: &SlotView, before: IfaceState) {
+    if slot.state != before {
+        if let Some(observer) = observer {
+            observer(slot, before);
         }
     }
 }
@@ -294,11 +294,13 @@ impl Registry {
 
     fn update<R>(&self, id: u32, f: impl FnOnce(&mut SlotView) -> R) -> Option<R> {
         let mut inner = self.lock();
-        let slot = inner.slots.get_mut(id as usize).and_then(Option::as_mut)?;
+        let Inner {
+            slots, observer, ..
+        } = &mut *inner;
+        let slot = slots.get_mut(id as usize).and_then(Option::as_mut)?;
         let before = slot.state;
         let result = f(slot);
-        let slot = slot.clone();
-        inner.told(&slot, before);
+        tell(observer, slot, before);
         Some(result)
     }
 
@@ -390,22 +392,21 @@ impl Registry {
     /// differs from `exclude_user` when given (transfers). Marks it SELECTD.
     pub fn hunt(&self, exclude_user: Option<&str>) -> Result<Reservation, ClaimError> {
         let mut inner = self.lock();
-        let slots = inner.slots.len();
-        for _ in 0..slots {
-            let index = inner.next % slots;
-            inner.next = (index + 1) % slots;
-            let Some(slot) = inner.slots[index].as_mut() else {
+        let Inner {
+            slots,
+            next,
+            observer,
+        } = &mut *inner;
+        let count = slots.len();
+        for _ in 0..count {
+            let index = *next % count;
+            *next = (index + 1) % count;
+            let Some(slot) = slots[index].as_mut() else {
                 continue;
             };
             let excluded = exclude_user.is_some_and(|u| slot.skype_user.eq_ignore_ascii_case(u));
             if slot.is_free() && !excluded {
-                let before = slot.state;
-                slot.state = IfaceState::Selected;
-                let after = slot.clone();
-                let (id, name) = (slot.id, slot.name.clone());
-                inner.told(&after, before);
-                drop(inner);
-                return Ok(self.reservation(id, name, IfaceState::Selected));
+                return Ok(self.reserve(slot, observer, IfaceState::Selected));
             }
         }
         Err(ClaimError::NoneIdle)
@@ -414,8 +415,10 @@ impl Registry {
     /// Reserve the interface called exactly `name`.
     pub fn claim(&self, name: &str) -> Result<Reservation, ClaimError> {
         let mut inner = self.lock();
-        let slot = inner
-            .slots
+        let Inner {
+            slots, observer, ..
+        } = &mut *inner;
+        let slot = slots
             .iter_mut()
             .flatten()
             .find(|s| s.name == name)
@@ -429,20 +432,16 @@ impl Registry {
                 state: slot.state.label(),
             });
         }
-        let before = slot.state;
-        slot.state = IfaceState::Selected;
-        let after = slot.clone();
-        let (id, name) = (slot.id, slot.name.clone());
-        inner.told(&after, before);
-        drop(inner);
-        Ok(self.reservation(id, name, IfaceState::Selected))
+        Ok(self.reserve(slot, observer, IfaceState::Selected))
     }
 
     /// Reserve a specific slot for an incoming call (state PRERING instead of SELECTD).
     pub fn claim_for_ring(&self, id: u32) -> Result<Reservation, ClaimError> {
         let mut inner = self.lock();
-        let slot = inner
-            .slots
+        let Inner {
+            slots, observer, ..
+        } = &mut *inner;
+        let slot = slots
             .get_mut(id as usize)
             .and_then(Option::as_mut)
             .ok_or_else(|| ClaimError::NotFound(format!("#{id}")))?;
@@ -452,13 +451,20 @@ impl Registry {
                 state: slot.state.label(),
             });
         }
+        Ok(self.reserve(slot, observer, IfaceState::Prering))
+    }
+
+    /// Marks a free `slot` `held` for a new reservation, telling the observer.
+    fn reserve(
+        &self,
+        slot: &mut SlotView,
+        observer: &Option<StateObserver>,
+        held: IfaceState,
+    ) -> Reservation {
         let before = slot.state;
-        slot.state = IfaceState::Prering;
-        let after = slot.clone();
-        let (id, name) = (slot.id, slot.name.clone());
-        inner.told(&after, before);
-        drop(inner);
-        Ok(self.reservation(id, name, IfaceState::Prering))
+        slot.state = held;
+        tell(observer, slot, before);
+        self.reservation(slot.id, slot.name.clone(), held)
     }
 
     fn reservation(&self, id: u32, name: String, held: IfaceState) -> Reservation {
