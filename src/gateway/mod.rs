@@ -21,6 +21,7 @@ pub mod observe;
 pub mod registry;
 mod routing;
 pub mod status;
+pub mod text;
 
 use crate::config::{InterfaceConfig, Settings};
 use crate::metrics::Metrics;

@@ -193,13 +193,9 @@ fn status_word(value: &str) -> String {
     inert(value, 16).to_ascii_uppercase()
 }
 
-/// Control characters dropped, cut to `limit` characters.
+/// Trimmed, control characters dropped, cut to `limit` characters.
 fn inert(text: &str, limit: usize) -> String {
-    text.trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(limit)
-        .collect()
+    crate::gateway::text::inert(text.trim(), limit)
 }
 
 #[cfg(test)]

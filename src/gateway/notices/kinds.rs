@@ -85,10 +85,7 @@ const VALUE_LIMIT: usize = 512;
 const BODY_LIMIT: usize = 16 * 1024;
 
 fn inert(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(VALUE_LIMIT)
-        .collect()
+    crate::gateway::text::inert(text, VALUE_LIMIT)
 }
 
 impl Notice {
