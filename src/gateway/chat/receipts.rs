@@ -137,6 +137,8 @@ impl Receipts {
                 return age < READ_WINDOW;
             }
             if age >= sent_timeout {
+                tracing::warn!(interface = %f.interface, chat_id = %f.ticket.id, to = %f.to,
+                               "chat not sent in time; reported FAILED");
                 let reason = format!("not sent within {:.1} s", sent_timeout.as_secs_f64());
                 failed.push(notice(f, *message, ChatOutcome::Failed, Some(reason)));
                 f.failed = true;

@@ -4,9 +4,10 @@
 //! socket sees it) and onto the sidecar's own listener.
 //!
 //! Posting never waits: notices go through a bounded queue to one publishing task, which keeps
-//! their order. When FreeSWITCH cannot be reached, or the queue is full, a notice is dropped
-//! and counted: they report what happened, and the state they report can be read again
-//! (`sk list`, `sk balances`, the chat's own log line).
+//! their order. When the queue is full a notice is dropped and counted; when FreeSWITCH cannot
+//! be reached it is not fired there (a debug line), though the listener still gets it. Either
+//! way nothing is queued for later: they report what happened, and the state they report can
+//! be read again (`sk list`, `sk balances`, the chat's own log line).
 
 mod kinds;
 
