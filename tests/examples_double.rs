@@ -103,26 +103,21 @@ fn run_lua(fs: &FsDouble, script: &str, argv: &[&str], key: &str) -> Call {
         )?;
         prim.set(
             "sent_count",
-            scope.create_function(|_, ()| Ok(fs.recorded().sent_events.len()))?,
+            scope.create_function(|_, ()| Ok(fs.fired_count()))?,
         )?;
         prim.set(
             "next_sent",
             scope.create_function(|lua, (subclass, seen, timeout_ms): (String, usize, u64)| {
                 let deadline = Instant::now() + Duration::from_millis(timeout_ms);
                 loop {
-                    let sent = fs.recorded().sent_events;
-                    let found = sent.iter().enumerate().skip(seen).find(|(_, e)| {
-                        e.header("Event-Subclass")
-                            .is_some_and(|s| s.eq_ignore_ascii_case(&subclass))
-                    });
-                    if let Some((at, event)) = found {
+                    if let Some((at, event)) = fs.fired_after(seen, &subclass) {
                         let headers = lua.create_table()?;
                         for (name, value) in &event.headers {
                             headers.set(name.as_str(), value.as_str())?;
                         }
                         let body = event.body.clone().unwrap_or_default();
                         return Ok(Variadic::from_iter([
-                            Value::Integer(at as i64 + 1),
+                            Value::Integer(at as i64),
                             Value::Table(headers),
                             Value::String(lua.create_string(&body)?),
                         ]));

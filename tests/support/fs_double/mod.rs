@@ -186,11 +186,26 @@ impl FsDouble {
             .recorded
             .sent_events
             .iter()
-            .filter(|e| {
-                e.header("Event-Subclass") == Some(name) || e.header("Event-Name") == Some(name)
-            })
+            .filter(|e| is_named(e, name))
             .cloned()
             .collect()
+    }
+
+    /// How many events have been fired with `sendevent` so far.
+    pub fn fired_count(&self) -> usize {
+        self.core.lock().recorded.sent_events.len()
+    }
+
+    /// The first event named `name` (as in [`fired`](Self::fired)) among those fired after the
+    /// first `seen`, with its position counting from 1.
+    pub fn fired_after(&self, seen: usize, name: &str) -> Option<(usize, wire::Event)> {
+        let state = self.core.lock();
+        let sent = &state.recorded.sent_events;
+        sent.iter()
+            .enumerate()
+            .skip(seen)
+            .find(|(_, e)| is_named(e, name))
+            .map(|(at, e)| (at + 1, e.clone()))
     }
 
     pub fn channel(&self, uuid: &str) -> Option<Channel> {
@@ -469,6 +484,10 @@ fn channel_media(core: &Arc<Core>, uuid: &str) -> Option<ChannelMedia> {
 
 /// An authenticated connection to the double's event socket, to write `sendevent`s on (the
 /// replies are left unread).
+fn is_named(event: &wire::Event, name: &str) -> bool {
+    event.header("Event-Subclass") == Some(name) || event.header("Event-Name") == Some(name)
+}
+
 pub async fn event_sender(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
