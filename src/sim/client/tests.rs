@@ -4,6 +4,7 @@ use super::*;
 use crate::media::dsp;
 use crate::sim::ctl;
 use crate::sim::network::{self, NetworkConfig};
+use crate::sim::proto::Fault;
 use crate::sim::proto::{AudioSource, CtlCommand};
 use crate::skype::link::LINK_QUEUE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
